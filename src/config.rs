@@ -1,0 +1,505 @@
+//! Typed run configuration, read in two stages.
+//!
+//! Stage one merges raw YAML layers: `configs/<dataset>.yaml`, then each
+//! `--config extra.yaml`, then each `--set a.b=value`. Stage two deserializes the merged
+//! tree into strict structs (`deny_unknown_fields`) and validates ranges. Nothing is
+//! silently fixed: a bad key, type or value is an error that names the key and the layer
+//! it came from. The resolved [`Config`] is what a run saves as `config.yaml`.
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// One seed drives libtorch and the Rust RNG (ChaCha8).
+    pub seed: u64,
+    /// Suffix of the run folder name.
+    pub name: String,
+    pub device: DeviceChoice,
+    pub data: DataConfig,
+    pub text: TextConfig,
+    pub graph: GraphConfig,
+    pub model: ModelConfig,
+    pub loss: LossConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+    pub export: ExportConfig,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub dataset: DatasetKind,
+    /// How image features are standardised, with train-split statistics.
+    pub image_norm: ImageNorm,
+    /// Generator settings; required when `dataset: synthetic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<SyntheticConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    Synthetic,
+}
+
+impl DatasetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Synthetic => "synthetic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageNorm {
+    Zscore,
+    L2,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    pub classes: usize,
+    /// Topic words per class; their vectors cluster around the class centre.
+    pub words_per_class: usize,
+    /// Class-independent filler words with unclustered vectors.
+    pub shared_words: usize,
+    pub vector_dim: usize,
+    /// Std of a word vector around its topic centre (centres have unit-variance entries).
+    pub vector_noise: f64,
+    pub text_len_min: usize,
+    pub text_len_max: usize,
+    /// Probability that a token comes from one of the item's topics rather than filler.
+    pub topic_prob: f64,
+    pub image_dim: usize,
+    /// Std of the image noise around the class prototype.
+    pub image_noise: f64,
+    /// Labels per item: 1 for single-label, up to this many for multi-label.
+    pub max_labels: usize,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// Keep words seen at least this many times in the train split.
+    pub min_freq: usize,
+    /// Keep at most this many words (most frequent first); null keeps all.
+    pub max_vocab: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GraphConfig {
+    /// Neighbours per word in the cosine kNN search.
+    pub k: usize,
+    pub weighting: EdgeWeighting,
+    /// Keep A_ii = 1, as the authors' code does.
+    pub self_loops: bool,
+    pub lambda_max: LambdaMax,
+    /// Rows per chunk of the kNN similarity product (bounds memory at chunk × vocab).
+    pub knn_chunk: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeWeighting {
+    Binary,
+    Gaussian,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaMax {
+    /// λmax = 2, the upper bound of the normalized Laplacian (the authors' choice).
+    Fixed,
+    /// λmax estimated by power iteration on L.
+    PowerIteration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub text: TextTowerConfig,
+    pub image: ImageTowerConfig,
+    /// Dimension of both towers' output.
+    pub embed_dim: usize,
+    pub scorer: ScorerKind,
+    /// Dropout on t ⊙ i in the product scorer.
+    pub dropout: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextTowerConfig {
+    /// `gcn`: Chebyshev stack over the word graph; `mlp`: the ablation without a graph.
+    pub kind: TextKind,
+    pub cheb: Vec<ChebLayerConfig>,
+    pub bias: ChebBias,
+    pub activation: Activation,
+    /// Activation after the last Chebyshev layer (the notes saw dead ReLU units there).
+    pub last_activation: Activation,
+    /// Hidden fully connected sizes between the flattened graph signal and the embedding.
+    pub fc: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TextKind {
+    Gcn,
+    Mlp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChebLayerConfig {
+    /// Number of Chebyshev terms (K = 1 is a per-vertex linear layer).
+    pub k: usize,
+    pub filters: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChebBias {
+    PerFilter,
+    PerVertex,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    LeakyRelu,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageTowerConfig {
+    /// Hidden sizes of the image MLP before the embedding layer.
+    pub hidden: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorerKind {
+    Product,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    /// λ weighting the margin term.
+    pub lambda: f64,
+    /// m, the wanted gap between mean positive and mean negative score.
+    pub margin: f64,
+    /// L2 coefficient on the fully connected weights (sum of squares).
+    pub l2: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    /// Learning rate multiplier applied after every epoch.
+    pub lr_decay: f64,
+    pub pairs: PairMode,
+    /// `sampled` mode: positive pairs drawn per epoch (as many negatives again).
+    pub pairs_per_epoch: usize,
+    /// Evaluate on the validation split every this many epochs (and after the last).
+    pub eval_every: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PairMode {
+    Sampled,
+    InBatch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub protocol: Protocol,
+    /// k of MAP@k.
+    pub k: usize,
+    /// Cut-offs of the precision-scope curve.
+    pub scope: Vec<usize>,
+    /// Queries scored at once; bounds memory at chunk × database.
+    pub chunk: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// Test queries against the test set of the other modality.
+    TestVsTest,
+    /// Test queries against the train set of the other modality (the authors' protocol).
+    TestVsTrain,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::TestVsTest => "test_vs_test",
+            Protocol::TestVsTrain => "test_vs_train",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Write TorchScript modules at the end of training.
+    pub enabled: bool,
+}
+
+/// Where a raw YAML layer came from, for error messages.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    pub source: String,
+    pub value: Value,
+}
+
+impl Layer {
+    pub fn from_file(path: &Path) -> Result<Layer> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let value: Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("config file {} is not valid YAML", path.display()))?;
+        ensure!(
+            value.is_mapping(),
+            "config file {} must hold a mapping at the top level",
+            path.display()
+        );
+        Ok(Layer { source: path.display().to_string(), value })
+    }
+
+    /// Parses `a.b.c=value`; the value is read as a YAML scalar or flow collection.
+    pub fn from_set(assignment: &str) -> Result<Layer> {
+        let (key, raw) = assignment
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {assignment:?}: expected KEY=VALUE, e.g. train.lr=1e-4"))?;
+        let key = key.trim();
+        ensure!(!key.is_empty(), "--set {assignment:?}: empty key");
+        let leaf: Value = serde_yaml::from_str(raw)
+            .with_context(|| format!("--set {key}: cannot parse value {raw:?}"))?;
+        let mut value = leaf;
+        for part in key.split('.').rev() {
+            ensure!(!part.is_empty(), "--set {assignment:?}: empty key segment");
+            let mut m = Mapping::new();
+            m.insert(Value::String(part.to_string()), value);
+            value = Value::Mapping(m);
+        }
+        Ok(Layer { source: format!("--set {key}"), value })
+    }
+}
+
+/// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.
+fn merge(base: &mut Value, over: &Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+fn has_path(value: &Value, path: &[&str]) -> bool {
+    let mut cur = value;
+    for p in path {
+        match cur.get(*p) {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The config file for a dataset name: `<dir>/<name>.yaml`.
+pub fn dataset_config_path(dir: &Path, dataset: &str) -> Result<PathBuf> {
+    let path = dir.join(format!("{dataset}.yaml"));
+    if !path.exists() {
+        let mut known: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .filter_map(|n| n.strip_suffix(".yaml").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        known.sort();
+        bail!(
+            "no config for dataset {dataset:?}: {} does not exist (known: {})",
+            path.display(),
+            known.join(", ")
+        );
+    }
+    Ok(path)
+}
+
+impl Config {
+    /// Merges the layers in order, deserializes strictly and validates.
+    pub fn from_layers(layers: &[Layer]) -> Result<Config> {
+        ensure!(!layers.is_empty(), "no config layers given");
+        let mut merged = Value::Mapping(Mapping::new());
+        for l in layers {
+            merge(&mut merged, &l.value);
+        }
+        let sources: Vec<&str> = layers.iter().map(|l| l.source.as_str()).collect();
+        let cfg: Config = serde_path_to_error::deserialize(merged).map_err(|e| {
+            let path = e.path().to_string();
+            let segs: Vec<&str> = path.split('.').filter(|s| !s.is_empty() && *s != "?").collect();
+            // Name the last layer that set the offending key (or its parent, for unknown keys).
+            let origin = (0..=segs.len())
+                .rev()
+                .find_map(|n| {
+                    layers.iter().rev().find(|l| has_path(&l.value, &segs[..n])).filter(|_| n > 0)
+                })
+                .map(|l| l.source.clone())
+                .unwrap_or_else(|| sources.join(" + "));
+            anyhow!("config key `{path}` in {origin}: {}", e.inner())
+        })?;
+        cfg.validate().with_context(|| format!("invalid config ({})", sources.join(" + ")))?;
+        Ok(cfg)
+    }
+
+    pub fn from_yaml_str(text: &str, source: &str) -> Result<Config> {
+        let value: Value = serde_yaml::from_str(text)
+            .with_context(|| format!("config {source} is not valid YAML"))?;
+        Config::from_layers(&[Layer { source: source.to_string(), value }])
+    }
+
+    pub fn to_yaml(&self) -> Result<String> {
+        Ok(serde_yaml::to_string(self)?)
+    }
+
+    /// Range checks that need no data. Data-dependent checks (k < vocabulary size,
+    /// batch ≤ split size) run when the data is prepared.
+    pub fn validate(&self) -> Result<()> {
+        fn pos(key: &str, v: usize) -> Result<()> {
+            ensure!(v >= 1, "`{key}` must be at least 1, got {v}");
+            Ok(())
+        }
+        fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+            ensure!(v.is_finite() && v >= lo && v <= hi, "`{key}` must lie in [{lo}, {hi}], got {v}");
+            Ok(())
+        }
+        if self.data.dataset == DatasetKind::Synthetic {
+            let s = self.data.synthetic.as_ref().ok_or_else(|| {
+                anyhow!("`data.synthetic` is required when `data.dataset` is synthetic")
+            })?;
+            ensure!(s.classes >= 2, "`data.synthetic.classes` must be at least 2, got {}", s.classes);
+            pos("data.synthetic.words_per_class", s.words_per_class)?;
+            pos("data.synthetic.vector_dim", s.vector_dim)?;
+            pos("data.synthetic.image_dim", s.image_dim)?;
+            pos("data.synthetic.text_len_min", s.text_len_min)?;
+            ensure!(
+                s.text_len_max >= s.text_len_min,
+                "`data.synthetic.text_len_max` ({}) is below `text_len_min` ({})",
+                s.text_len_max,
+                s.text_len_min
+            );
+            in_range("data.synthetic.topic_prob", s.topic_prob, 0.0, 1.0)?;
+            in_range("data.synthetic.vector_noise", s.vector_noise, 0.0, f64::MAX)?;
+            in_range("data.synthetic.image_noise", s.image_noise, 0.0, f64::MAX)?;
+            ensure!(
+                (1..=s.classes).contains(&s.max_labels),
+                "`data.synthetic.max_labels` must lie in [1, {}], got {}",
+                s.classes,
+                s.max_labels
+            );
+            ensure!(
+                s.topic_prob == 1.0 || s.shared_words > 0,
+                "`data.synthetic.shared_words` must be at least 1 when `topic_prob` < 1"
+            );
+            pos("data.synthetic.train", s.train)?;
+            pos("data.synthetic.val", s.val)?;
+            pos("data.synthetic.test", s.test)?;
+        }
+        pos("text.min_freq", self.text.min_freq)?;
+        if let Some(m) = self.text.max_vocab {
+            pos("text.max_vocab", m)?;
+        }
+        pos("graph.k", self.graph.k)?;
+        pos("graph.knn_chunk", self.graph.knn_chunk)?;
+        if self.model.text.kind == TextKind::Gcn {
+            ensure!(!self.model.text.cheb.is_empty(), "`model.text.cheb` needs at least one layer");
+        }
+        for (i, l) in self.model.text.cheb.iter().enumerate() {
+            pos(&format!("model.text.cheb[{i}].k"), l.k)?;
+            pos(&format!("model.text.cheb[{i}].filters"), l.filters)?;
+        }
+        for (i, &h) in self.model.text.fc.iter().enumerate() {
+            pos(&format!("model.text.fc[{i}]"), h)?;
+        }
+        for (i, &h) in self.model.image.hidden.iter().enumerate() {
+            pos(&format!("model.image.hidden[{i}]"), h)?;
+        }
+        pos("model.embed_dim", self.model.embed_dim)?;
+        ensure!(
+            (0.0..1.0).contains(&self.model.dropout),
+            "`model.dropout` must lie in [0, 1), got {}",
+            self.model.dropout
+        );
+        in_range("loss.lambda", self.loss.lambda, 0.0, f64::MAX)?;
+        in_range("loss.margin", self.loss.margin, 0.0, f64::MAX)?;
+        in_range("loss.l2", self.loss.l2, 0.0, f64::MAX)?;
+        pos("train.epochs", self.train.epochs)?;
+        pos("train.batch_size", self.train.batch_size)?;
+        ensure!(
+            self.train.lr.is_finite() && self.train.lr > 0.0,
+            "`train.lr` must be positive, got {}",
+            self.train.lr
+        );
+        in_range("train.lr_decay", self.train.lr_decay, f64::MIN_POSITIVE, 1.0)?;
+        if self.train.pairs == PairMode::Sampled {
+            pos("train.pairs_per_epoch", self.train.pairs_per_epoch)?;
+            ensure!(
+                self.train.batch_size >= 2,
+                "`train.batch_size` must be at least 2 in sampled mode (half positives, half negatives), got {}",
+                self.train.batch_size
+            );
+        }
+        pos("train.eval_every", self.train.eval_every)?;
+        pos("eval.k", self.eval.k)?;
+        pos("eval.chunk", self.eval.chunk)?;
+        for (i, &k) in self.eval.scope.iter().enumerate() {
+            pos(&format!("eval.scope[{i}]"), k)?;
+        }
+        Ok(())
+    }
+
+    /// A short stable hash of the resolved config, stored beside checkpoints.
+    pub fn hash(&self) -> Result<String> {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.to_yaml()?.as_bytes());
+        Ok(digest.iter().take(8).map(|b| format!("{b:02x}")).collect())
+    }
+}

@@ -1,0 +1,137 @@
+//! The common in-memory dataset every loader produces. Nothing downstream knows which
+//! dataset it came from: items carry tokens and labels, images are a dense feature
+//! matrix in item order, and the split lists item indices.
+
+use anyhow::{ensure, Result};
+use std::collections::{HashMap, HashSet};
+
+/// One text–image pair: the text's tokens, the item's labels (one or more classes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub tokens: Vec<String>,
+    pub labels: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// Word vectors keyed by word, row-major `[words, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordVectors {
+    pub words: Vec<String>,
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl WordVectors {
+    pub fn index(&self) -> HashMap<&str, usize> {
+        self.words.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect()
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub name: String,
+    pub classes: Vec<String>,
+    /// True when an item may carry several labels (relevance = sharing one).
+    pub multi_label: bool,
+    pub items: Vec<Item>,
+    /// Image features, row-major `[items, image_dim]`, in item order.
+    pub images: Vec<f32>,
+    pub image_dim: usize,
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+    /// Vectors shipped with the dataset (the synthetic generator has its own).
+    pub word_vectors: Option<WordVectors>,
+}
+
+impl Dataset {
+    pub fn split(&self, s: Split) -> &[usize] {
+        match s {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    pub fn image(&self, i: usize) -> &[f32] {
+        &self.images[i * self.image_dim..(i + 1) * self.image_dim]
+    }
+
+    /// Checks the invariants downstream code relies on; messages name the item.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.items.len();
+        ensure!(
+            self.images.len() == n * self.image_dim,
+            "dataset {}: {} image values for {} items × {} dims",
+            self.name,
+            self.images.len(),
+            n,
+            self.image_dim
+        );
+        if let Some(pos) = self.images.iter().position(|v| !v.is_finite()) {
+            let item = &self.items[pos / self.image_dim];
+            anyhow::bail!("dataset {}: item {} has a non-finite image feature", self.name, item.id);
+        }
+        for it in &self.items {
+            ensure!(!it.labels.is_empty(), "dataset {}: item {} has no label", self.name, it.id);
+            for &l in &it.labels {
+                ensure!(
+                    l < self.classes.len(),
+                    "dataset {}: item {} has label {} but there are {} classes",
+                    self.name,
+                    it.id,
+                    l,
+                    self.classes.len()
+                );
+            }
+            ensure!(
+                self.multi_label || it.labels.len() == 1,
+                "dataset {}: item {} has {} labels in a single-label dataset",
+                self.name,
+                it.id,
+                it.labels.len()
+            );
+        }
+        let mut seen = HashSet::new();
+        for s in [Split::Train, Split::Val, Split::Test] {
+            ensure!(!self.split(s).is_empty(), "dataset {}: the {} split is empty", self.name, s.name());
+            for &i in self.split(s) {
+                ensure!(i < n, "dataset {}: {} split names item {i} of {n}", self.name, s.name());
+                ensure!(seen.insert(i), "dataset {}: item {} is in two splits", self.name, self.items[i].id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Items per class in a split (a multi-label item counts once per label).
+    pub fn class_counts(&self, s: Split) -> Vec<usize> {
+        let mut c = vec![0; self.classes.len()];
+        for &i in self.split(s) {
+            for &l in &self.items[i].labels {
+                c[l] += 1;
+            }
+        }
+        c
+    }
+}

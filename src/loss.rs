@@ -1,0 +1,51 @@
+//! The "global loss" of the authors (after Kumar BG et al. 2016):
+//!   L = var(S+) + var(S−) + λ · max(0, m − (mean(S+) − mean(S−))) + l2 · Σ‖W‖²
+//! over the positive scores S+ and negative scores S− of a batch. Variances are
+//! population variances (as Keras' `K.var`). When a batch has no positives (or no
+//! negatives) their variance term is zero and the margin term is left out.
+
+use tch::{Kind, Tensor};
+
+pub struct GlobalLoss {
+    /// Scalar to minimise, without the L2 term.
+    pub loss: Tensor,
+    pub mean_pos: Option<f64>,
+    pub mean_neg: Option<f64>,
+    pub var_pos: Option<f64>,
+    pub var_neg: Option<f64>,
+}
+
+/// `pos: [P]`, `neg: [N]` scores -> the global loss and its parts.
+pub fn global_loss(pos: &Tensor, neg: &Tensor, lambda: f64, margin: f64) -> GlobalLoss {
+    let stats = |s: &Tensor| (s.numel() > 0).then(|| (s.mean(Kind::Float), s.var(false)));
+    let (p, n) = (stats(pos), stats(neg));
+    let zero = || Tensor::zeros([], (Kind::Float, pos.device()));
+    let mut loss = zero();
+    if let Some((_, v)) = &p {
+        loss = loss + v;
+    }
+    if let Some((_, v)) = &n {
+        loss = loss + v;
+    }
+    if let (Some((mp, _)), Some((mn, _))) = (&p, &n) {
+        let gap = mp - mn;
+        loss = loss + (-gap + margin).clamp_min(0.0) * lambda;
+    }
+    let val = |t: &Tensor| t.double_value(&[]);
+    GlobalLoss {
+        loss,
+        mean_pos: p.as_ref().map(|(m, _)| val(m)),
+        mean_neg: n.as_ref().map(|(m, _)| val(m)),
+        var_pos: p.as_ref().map(|(_, v)| val(v)),
+        var_neg: n.as_ref().map(|(_, v)| val(v)),
+    }
+}
+
+/// Σ‖W‖² over the given weights (a scalar tensor).
+pub fn l2_penalty(weights: &[&Tensor]) -> Tensor {
+    weights
+        .iter()
+        .map(|w| w.square().sum(Kind::Float))
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)))
+}

@@ -1,0 +1,91 @@
+//! `tgcn`: train, evaluate and export text-as-graph cross-modal retrieval models.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use tgcn::config::{dataset_config_path, Config, Layer};
+
+#[derive(Parser)]
+#[command(name = "tgcn", version, about = "Text-as-graph cross-modal retrieval (Yu et al. 2018) on libtorch")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Train on a dataset from `configs/<dataset>.yaml`, then evaluate and export.
+    Train {
+        #[arg(long, default_value = "synthetic")]
+        dataset: String,
+        /// Folder of the per-dataset configs.
+        #[arg(long, default_value = "configs")]
+        configs: PathBuf,
+        /// Extra YAML layered over the dataset config (repeatable, in order).
+        #[arg(long = "config")]
+        extra: Vec<PathBuf>,
+        /// Override one key, e.g. `--set train.lr=1e-4` (repeatable, applied last).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Root folder of the runs.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Print the resolved config and exit.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-evaluate a finished run from its best checkpoint.
+    Eval {
+        #[arg(long)]
+        run: PathBuf,
+    },
+    /// Re-export a finished run's best checkpoint to TorchScript.
+    Export {
+        #[arg(long)]
+        run: PathBuf,
+    },
+    /// Print versions and the devices libtorch sees.
+    Info,
+}
+
+fn run() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Train { dataset, configs, extra, sets, runs, dry_run } => {
+            let mut layers = vec![Layer::from_file(&dataset_config_path(&configs, &dataset)?)?];
+            for p in &extra {
+                layers.push(Layer::from_file(p)?);
+            }
+            for s in &sets {
+                layers.push(Layer::from_set(s)?);
+            }
+            let cfg = Config::from_layers(&layers)?;
+            if dry_run {
+                print!("{}", cfg.to_yaml()?);
+                return Ok(());
+            }
+            tgcn::train::train(&cfg, &runs)?;
+        }
+        Cmd::Eval { run } => {
+            tgcn::train::eval_run(&run)?;
+        }
+        Cmd::Export { run } => {
+            tgcn::train::export_existing(&run)?;
+        }
+        Cmd::Info => {
+            println!("tgcn {}", env!("CARGO_PKG_VERSION"));
+            println!("libtorch {}", env!("TGCN_LIBTORCH_VERSION"));
+            println!("cuda available: {}", tch::Cuda::is_available());
+            println!("cuda devices: {}", tch::Cuda::device_count());
+            println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
+            println!("threads: {}", tch::get_num_threads());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

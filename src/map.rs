@@ -1,0 +1,137 @@
+//! Ranking metrics over ranked relevance lists (pure Rust bookkeeping).
+//!
+//! AP@k = (1/R_k) Σ_{r ≤ k} P(r)·rel(r), where R_k is the number of relevant items
+//! retrieved within the top k — the definition of the authors' code and most cross-modal
+//! papers (not the number of relevant items in the whole database). AP@all uses the whole
+//! ranking. A query with nothing relevant in the cut scores AP = 0 and still counts in the
+//! mean. Ties in score are broken by database order (a stable sort), so results are
+//! deterministic.
+//!
+//! Precision@k is (relevant in top k)/k; the 11-point curve is the interpolated precision
+//! max_{r' ≥ r} P(r') at recall r = 0, 0.1, …, 1, averaged over queries that have at least
+//! one relevant item.
+
+/// AP over `rel` (relevance in rank order), cut at `k` (None = the whole list).
+pub fn average_precision(rel: &[bool], k: Option<usize>) -> f64 {
+    let cut = k.map_or(rel.len(), |k| k.min(rel.len()));
+    let (mut hits, mut sum) = (0usize, 0.0f64);
+    for (r, &is_rel) in rel[..cut].iter().enumerate() {
+        if is_rel {
+            hits += 1;
+            sum += hits as f64 / (r + 1) as f64;
+        }
+    }
+    if hits == 0 {
+        0.0
+    } else {
+        sum / hits as f64
+    }
+}
+
+/// (relevant within the top k) / k; k beyond the list counts missing ranks as misses.
+pub fn precision_at(rel: &[bool], k: usize) -> f64 {
+    rel.iter().take(k).filter(|&&r| r).count() as f64 / k as f64
+}
+
+/// 11-point interpolated precision at recall 0, 0.1, …, 1; None when nothing is relevant.
+pub fn interpolated_pr11(rel: &[bool]) -> Option<[f64; 11]> {
+    let total = rel.iter().filter(|&&r| r).count();
+    if total == 0 {
+        return None;
+    }
+    let mut points = Vec::with_capacity(rel.len());
+    let mut hits = 0;
+    for (r, &is_rel) in rel.iter().enumerate() {
+        hits += is_rel as usize;
+        points.push((hits as f64 / total as f64, hits as f64 / (r + 1) as f64));
+    }
+    // Running max of precision from the end: best precision at recall ≥ the point's.
+    let mut best = vec![0.0; points.len()];
+    let mut m: f64 = 0.0;
+    for i in (0..points.len()).rev() {
+        m = m.max(points[i].1);
+        best[i] = m;
+    }
+    let mut out = [0.0; 11];
+    for (j, slot) in out.iter_mut().enumerate() {
+        let level = j as f64 / 10.0;
+        // First rank whose recall reaches the level (with a tolerance for 0.1·j rounding).
+        if let Some(i) = points.iter().position(|&(rc, _)| rc + 1e-12 >= level) {
+            *slot = best[i];
+        }
+    }
+    Some(out)
+}
+
+/// Means of the ranking metrics over queries of one direction.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RankStats {
+    pub queries: usize,
+    pub map_all: f64,
+    pub map_k: f64,
+    pub k: usize,
+    /// (k, mean precision@k)
+    pub precision_scope: Vec<(usize, f64)>,
+    pub pr11: [f64; 11],
+    /// Queries with no relevant item in the database (AP 0, left out of the PR curve).
+    pub no_relevant: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct RankAccumulator {
+    k: usize,
+    scope: Vec<usize>,
+    n: usize,
+    sum_all: f64,
+    sum_k: f64,
+    sum_p: Vec<f64>,
+    sum_pr: [f64; 11],
+    n_pr: usize,
+}
+
+impl RankAccumulator {
+    pub fn new(k: usize, scope: &[usize]) -> Self {
+        RankAccumulator {
+            k,
+            scope: scope.to_vec(),
+            n: 0,
+            sum_all: 0.0,
+            sum_k: 0.0,
+            sum_p: vec![0.0; scope.len()],
+            sum_pr: [0.0; 11],
+            n_pr: 0,
+        }
+    }
+
+    /// Adds one query's ranked relevance list (the whole database, in rank order).
+    pub fn push(&mut self, rel: &[bool]) {
+        self.n += 1;
+        self.sum_all += average_precision(rel, None);
+        self.sum_k += average_precision(rel, Some(self.k));
+        for (s, &k) in self.sum_p.iter_mut().zip(&self.scope) {
+            *s += precision_at(rel, k);
+        }
+        if let Some(pr) = interpolated_pr11(rel) {
+            self.n_pr += 1;
+            for (a, b) in self.sum_pr.iter_mut().zip(pr) {
+                *a += b;
+            }
+        }
+    }
+
+    pub fn finish(&self) -> RankStats {
+        let n = self.n.max(1) as f64;
+        let npr = self.n_pr.max(1) as f64;
+        let mut pr11 = self.sum_pr;
+        pr11.iter_mut().for_each(|v| *v /= npr);
+        RankStats {
+            queries: self.n,
+            map_all: self.sum_all / n,
+            map_k: self.sum_k / n,
+            k: self.k,
+            precision_scope: self.scope.iter().zip(&self.sum_p).map(|(&k, &s)| (k, s / n)).collect(),
+            pr11,
+            no_relevant: self.n - self.n_pr,
+        }
+    }
+}

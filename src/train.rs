@@ -1,0 +1,402 @@
+//! The training loop: Adam with per-epoch exponential learning-rate decay, pairs drawn
+//! per epoch (`sampled`) or all B×B pairs of a batch (`in_batch`), the global loss plus
+//! L2, validation every `eval_every` epochs with the best checkpoint kept by validation
+//! mean MAP@all, then test evaluation under both protocols, curves, summary and export.
+//!
+//! Metrics (TensorBoard and `metrics.csv`, same names): `train/loss`, `train/lr`,
+//! `train/mean_pos`, `train/mean_neg`, `train/var_pos`, `train/var_neg`, `train/gap`
+//! (mean S+ − mean S−, the early-warning signal of the reference notes),
+//! `train/graph_zero_frac` (dead graph units), `val/map_i2t`, `val/map_t2i`,
+//! `val/map_mean`, `perf/pairs_per_s`.
+
+use crate::config::{Config, PairMode, Protocol};
+use crate::eval::{self, Retrieval};
+use crate::export;
+use crate::loss::{global_loss, l2_penalty};
+use crate::metrics::MetricsLog;
+use crate::model::{model, Model};
+use crate::pairs::sample_pairs;
+use crate::pipeline::{prepare, resolve_device, Prepared};
+use crate::run::{env_record, load_checkpoint, save_checkpoint, write_atomic, write_json, CheckpointMeta, RunDir};
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::nn::{self, Module, OptimizerConfig, VarStore};
+use tch::{Kind, Tensor};
+
+/// Rows encoded at once during evaluation.
+pub const EVAL_BATCH: usize = 512;
+
+/// Builds the model on the data's device, with L̃ from the prepared graph.
+pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
+    let vs = VarStore::new(data.device);
+    let lap = data.laplacian.to_tensors(data.device);
+    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap);
+    (vs, m)
+}
+
+/// Seeds libtorch and returns the Rust RNG for the same seed.
+pub fn seed_everything(seed: u64) -> ChaCha8Rng {
+    tch::manual_seed(seed as i64);
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub dataset: String,
+    pub synthetic: bool,
+    pub run: PathBuf,
+    pub best_epoch: usize,
+    pub best_val_map_mean: f64,
+    pub epochs: usize,
+    pub train_seconds: f64,
+    pub pairs_per_s: f64,
+    /// Test retrieval of the model before any training step (default protocol).
+    pub untrained_test: Retrieval,
+    /// Test retrieval of the best checkpoint, both protocols (default first).
+    pub test: Vec<Retrieval>,
+}
+
+struct EpochStats {
+    loss: f64,
+    mean_pos: f64,
+    mean_neg: f64,
+    var_pos: f64,
+    var_neg: f64,
+    pairs: usize,
+    seconds: f64,
+}
+
+/// A batch as (text rows, image rows) into the train split, plus the positive mask source.
+enum Batch {
+    /// First `n_pos` pairs are positives, the rest negatives.
+    Pairs { texts: Vec<i64>, images: Vec<i64>, n_pos: usize },
+    /// All B×B pairs of these items.
+    Items(Vec<i64>),
+}
+
+fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<Vec<Batch>> {
+    let b = cfg.train.batch_size;
+    Ok(match cfg.train.pairs {
+        PairMode::Sampled => {
+            let (mut pos, mut neg) =
+                sample_pairs(&data.train.label_lists, data.classes.len(), cfg.train.pairs_per_epoch, rng)?;
+            pos.shuffle(rng);
+            neg.shuffle(rng);
+            // Every batch holds half positives and half negatives, so both loss terms exist.
+            let half = (b / 2).max(1);
+            pos.chunks(half)
+                .zip(neg.chunks(b - half))
+                .map(|(p, n)| {
+                    let all = p.iter().chain(n);
+                    Batch::Pairs {
+                        texts: all.clone().map(|x| x.0 as i64).collect(),
+                        images: all.map(|x| x.1 as i64).collect(),
+                        n_pos: p.len(),
+                    }
+                })
+                .collect()
+        }
+        PairMode::InBatch => {
+            let mut perm: Vec<i64> = (0..data.train.len() as i64).collect();
+            perm.shuffle(rng);
+            // A last batch smaller than half a batch is dropped for this epoch only (it is
+            // reshuffled next epoch), to keep the batch statistics of the loss stable.
+            perm.chunks(b).filter(|c| c.len() * 2 >= b && c.len() >= 2).map(|c| Batch::Items(c.to_vec())).collect()
+        }
+    })
+}
+
+/// Positive and negative scores of one batch, in training mode.
+fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> (Tensor, Tensor, usize) {
+    let dev = data.device;
+    match batch {
+        Batch::Pairs { texts, images, n_pos } => {
+            let ti = Tensor::from_slice(texts).to_device(dev);
+            let ii = Tensor::from_slice(images).to_device(dev);
+            let t = m.text.forward(&data.train.bow.index_select(0, &ti)); // [B, D]
+            let i = m.image.forward(&data.train.images.index_select(0, &ii)); // [B, D]
+            let s = m.scorer.pairs(&t, &i, true); // [B]
+            let n = texts.len() as i64;
+            let p = *n_pos as i64;
+            (s.narrow(0, 0, p), s.narrow(0, p, n - p), texts.len())
+        }
+        Batch::Items(items) => {
+            let idx = Tensor::from_slice(items).to_device(dev);
+            let t = m.text.forward(&data.train.bow.index_select(0, &idx));
+            let i = m.image.forward(&data.train.images.index_select(0, &idx));
+            let s = m.scorer.matrix(&t, &i, true); // [B, B]
+            let lab = data.train.labels.index_select(0, &idx);
+            let mask = lab.mm(&lab.tr()).gt(0.5); // [B, B] shares a label
+            (s.masked_select(&mask), s.masked_select(&mask.logical_not()), items.len() * items.len())
+        }
+    }
+}
+
+/// Fraction of exactly-zero outputs of the graph layers on the validation texts.
+fn graph_zero_fraction(m: &Model, data: &Prepared) -> Option<f64> {
+    tch::no_grad(|| {
+        let n = data.val.len().min(EVAL_BATCH) as i64;
+        m.text
+            .graph_features(&data.val.bow.narrow(0, 0, n))
+            .map(|h| h.eq(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]))
+    })
+}
+
+fn log_retrieval(log: &mut MetricsLog, prefix: &str, r: &Retrieval, step: usize, epoch: usize) -> Result<()> {
+    log.scalar(&format!("{prefix}/map_i2t"), step, epoch, r.i2t.map_all)?;
+    log.scalar(&format!("{prefix}/map_t2i"), step, epoch, r.t2i.map_all)?;
+    log.scalar(&format!("{prefix}/map_mean"), step, epoch, r.map_all_mean())
+}
+
+/// Trains a run described by `cfg` under `runs_root`, returning its summary.
+pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
+    let mut rng = seed_everything(cfg.seed);
+    let device = resolve_device(cfg.device)?;
+    let data = prepare(cfg, device)?;
+    let synthetic = cfg.data.dataset == crate::config::DatasetKind::Synthetic;
+    eprintln!("{}{}", data.summary(), if synthetic { "\n  (SYNTHETIC data: numbers are not comparable to papers)" } else { "" });
+
+    let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
+    eprintln!("run folder {}  device {device:?}  threads {}", run.path.display(), tch::get_num_threads());
+    write_atomic(&run.join("config.yaml"), cfg.to_yaml()?.as_bytes())?;
+    write_json(&run.join("env.json"), &env_record(cfg, device))?;
+    let hash = cfg.hash()?;
+
+    let (mut vs, m) = build_model(cfg, &data);
+    let mut opt = nn::Adam::default().build(&vs, cfg.train.lr)?;
+    let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
+
+    let untrained_test = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
+    let val0 = eval::evaluate_val(&m, &data, &cfg.eval, EVAL_BATCH)?;
+    log_retrieval(&mut log, "val", &val0, 0, 0)?;
+    eprintln!(
+        "untrained: val mean MAP@all {:.4}, test mean MAP@all {:.4} ({})",
+        val0.map_all_mean(),
+        untrained_test.map_all_mean(),
+        untrained_test.protocol
+    );
+
+    let mut step = 0usize;
+    let mut best: Option<(usize, f64)> = None;
+    let mut last_good: Option<usize> = None;
+    let mut total_pairs = 0usize;
+    let mut total_secs = 0.0f64;
+    let t_start = Instant::now();
+    for epoch in 1..=cfg.train.epochs {
+        let lr = cfg.train.lr * cfg.train.lr_decay.powi(epoch as i32 - 1);
+        opt.set_lr(lr);
+        let batches = epoch_batches(cfg, &data, &mut rng)?;
+        let bar = ProgressBar::new(batches.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:28}] {pos}/{len} {msg} [{elapsed}<{eta}]")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("epoch {epoch}/{}", cfg.train.epochs));
+        let t0 = Instant::now();
+        let mut st = EpochStats { loss: 0.0, mean_pos: 0.0, mean_neg: 0.0, var_pos: 0.0, var_neg: 0.0, pairs: 0, seconds: 0.0 };
+        let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
+        for batch in &batches {
+            let (pos, neg, n_pairs) = batch_scores(&m, &data, batch);
+            let g = global_loss(&pos, &neg, cfg.loss.lambda, cfg.loss.margin);
+            let total = if cfg.loss.l2 > 0.0 { &g.loss + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { g.loss };
+            let value = total.double_value(&[]);
+            if !value.is_finite() {
+                bar.abandon();
+                let keep = match last_good {
+                    Some(e) => format!("the last good checkpoint is {} (epoch {e})", run.join("checkpoints/last.safetensors").display()),
+                    None => "no epoch finished, so there is no checkpoint".to_string(),
+                };
+                bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", step + 1);
+            }
+            opt.backward_step(&total);
+            step += 1;
+            counted[0] += 1;
+            st.loss += value;
+            if let (Some(mp), Some(vp)) = (g.mean_pos, g.var_pos) {
+                st.mean_pos += mp;
+                st.var_pos += vp;
+                counted[1] += 1;
+            }
+            if let (Some(mn), Some(vn)) = (g.mean_neg, g.var_neg) {
+                st.mean_neg += mn;
+                st.var_neg += vn;
+                counted[2] += 1;
+            }
+            st.pairs += n_pairs;
+            let secs = t0.elapsed().as_secs_f64();
+            bar.set_message(format!(
+                "loss {:.4} lr {lr:.2e} {:.0} pairs/s",
+                st.loss / counted[0] as f64,
+                st.pairs as f64 / secs.max(1e-9)
+            ));
+            bar.inc(1);
+        }
+        st.seconds = t0.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        total_pairs += st.pairs;
+        total_secs += st.seconds;
+        let c = |n: usize| n.max(1) as f64;
+        let pairs_per_s = st.pairs as f64 / st.seconds.max(1e-9);
+        log.scalar("train/loss", step, epoch, st.loss / c(counted[0]))?;
+        log.scalar("train/lr", step, epoch, lr)?;
+        log.scalar("train/mean_pos", step, epoch, st.mean_pos / c(counted[1]))?;
+        log.scalar("train/mean_neg", step, epoch, st.mean_neg / c(counted[2]))?;
+        log.scalar("train/var_pos", step, epoch, st.var_pos / c(counted[1]))?;
+        log.scalar("train/var_neg", step, epoch, st.var_neg / c(counted[2]))?;
+        let gap = st.mean_pos / c(counted[1]) - st.mean_neg / c(counted[2]);
+        log.scalar("train/gap", step, epoch, gap)?;
+        if let Some(z) = graph_zero_fraction(&m, &data) {
+            log.scalar("train/graph_zero_frac", step, epoch, z)?;
+        }
+        log.scalar("perf/pairs_per_s", step, epoch, pairs_per_s)?;
+        let mut line = format!(
+            "epoch {epoch:3}  loss {:.4}  gap {gap:+.4}  lr {lr:.2e}  {pairs_per_s:.0} pairs/s  {:.1}s",
+            st.loss / c(counted[0]),
+            st.seconds
+        );
+        let mut meta = CheckpointMeta { epoch, step, val_map_mean: None, config_hash: hash.clone() };
+        if epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs {
+            let val = eval::evaluate_val(&m, &data, &cfg.eval, EVAL_BATCH)?;
+            log_retrieval(&mut log, "val", &val, step, epoch)?;
+            let score = val.map_all_mean();
+            meta.val_map_mean = Some(score);
+            line += &format!("  val MAP@all i2t {:.4} t2i {:.4} mean {score:.4}", val.i2t.map_all, val.t2i.map_all);
+            if best.is_none_or(|(_, b)| score > b) {
+                best = Some((epoch, score));
+                save_checkpoint(&vs, &run, "best", &meta)?;
+                line += "  *";
+            }
+        }
+        save_checkpoint(&vs, &run, "last", &meta)?;
+        last_good = Some(epoch);
+        log.flush()?;
+        eprintln!("{line}");
+    }
+    let train_seconds = t_start.elapsed().as_secs_f64();
+    let (best_epoch, best_val) = best.context("no validation ran")?;
+    load_checkpoint(&mut vs, &run, "best", &hash)?;
+
+    let test = test_report(cfg, &m, &data, &run)?;
+    for r in &test {
+        let tag = format!("test_{}", r.protocol);
+        log_retrieval(&mut log, &tag, r, step, cfg.train.epochs)?;
+    }
+    log.flush()?;
+    let summary = Summary {
+        dataset: data.dataset_name.clone(),
+        synthetic,
+        run: run.path.clone(),
+        best_epoch,
+        best_val_map_mean: best_val,
+        epochs: cfg.train.epochs,
+        train_seconds,
+        pairs_per_s: total_pairs as f64 / total_secs.max(1e-9),
+        untrained_test,
+        test,
+    };
+    write_json(&run.join("summary.json"), &summary)?;
+    if cfg.export.enabled {
+        export::export_run(cfg, &data, &vs, &run, &summary.test)?;
+    }
+    println!("{}", report_table(&summary.dataset, synthetic, &summary.test, Some(&summary)));
+    Ok(summary)
+}
+
+/// Test retrieval under both protocols (the configured one first), with curves saved
+/// to `curves/`.
+pub fn test_report(cfg: &Config, m: &Model, data: &Prepared, run: &RunDir) -> Result<Vec<Retrieval>> {
+    let mut protocols = vec![cfg.eval.protocol];
+    protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
+    let mut out = Vec::new();
+    for p in protocols {
+        let r = eval::evaluate_test(m, data, &cfg.eval, p, EVAL_BATCH)?;
+        write_curves(run, &r)?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn write_curves(run: &RunDir, r: &Retrieval) -> Result<()> {
+    let mut s = String::from("k,precision_i2t,precision_t2i\n");
+    for ((k, a), (_, b)) in r.i2t.precision_scope.iter().zip(&r.t2i.precision_scope) {
+        s += &format!("{k},{a},{b}\n");
+    }
+    write_atomic(&run.join(&format!("curves/precision_scope_{}.csv", r.protocol)), s.as_bytes())?;
+    let mut s = String::from("recall,precision_i2t,precision_t2i\n");
+    for (j, (a, b)) in r.i2t.pr11.iter().zip(&r.t2i.pr11).enumerate() {
+        s += &format!("{:.1},{a},{b}\n", j as f64 / 10.0);
+    }
+    write_atomic(&run.join(&format!("curves/pr11_{}.csv", r.protocol)), s.as_bytes())
+}
+
+/// A plain-text table of test MAPs.
+pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Option<&Summary>) -> String {
+    let k = test.first().map_or(0, |r| r.i2t.k);
+    let mut out = format!(
+        "\n{dataset}{} — test retrieval (MAP; AP@k divides by relevant retrieved in the top k)\n",
+        if synthetic { " [SYNTHETIC DATA]" } else { "" }
+    );
+    out += &format!("{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "protocol", "i2t@all", "t2i@all", "mean@all", format!("i2t@{k}"), format!("t2i@{k}"), format!("mean@{k}"));
+    for r in test {
+        out += &format!(
+            "{:<14} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}\n",
+            r.protocol,
+            r.i2t.map_all,
+            r.t2i.map_all,
+            r.map_all_mean(),
+            r.i2t.map_k,
+            r.t2i.map_k,
+            r.map_k_mean()
+        );
+    }
+    if let Some(s) = s {
+        out += &format!(
+            "untrained {} mean MAP@all {:.4}; best epoch {} (val mean MAP@all {:.4}); {:.1}s training, {:.0} pairs/s\nrun folder: {}",
+            s.untrained_test.protocol,
+            s.untrained_test.map_all_mean(),
+            s.best_epoch,
+            s.best_val_map_mean,
+            s.train_seconds,
+            s.pairs_per_s,
+            s.run.display()
+        );
+    }
+    out
+}
+
+/// `tgcn eval --run DIR`: rebuild from the run's config, load its best checkpoint,
+/// evaluate the test split under both protocols.
+pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
+    let run = RunDir::open(run_dir)?;
+    let cfg = run.config()?;
+    seed_everything(cfg.seed);
+    let data = prepare(&cfg, resolve_device(cfg.device)?)?;
+    let (mut vs, m) = build_model(&cfg, &data);
+    let meta = load_checkpoint(&mut vs, &run, "best", &cfg.hash()?)?;
+    eprintln!("loaded best checkpoint of epoch {} from {}", meta.epoch, run.path.display());
+    let test = test_report(&cfg, &m, &data, &run)?;
+    println!(
+        "{}",
+        report_table(&data.dataset_name, cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
+    );
+    Ok(test)
+}
+
+/// `tgcn export --run DIR`: rebuild, load the best checkpoint, write `export/` again.
+pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
+    let run = RunDir::open(run_dir)?;
+    let cfg = run.config()?;
+    seed_everything(cfg.seed);
+    let data = prepare(&cfg, resolve_device(cfg.device)?)?;
+    let (mut vs, m) = build_model(&cfg, &data);
+    load_checkpoint(&mut vs, &run, "best", &cfg.hash()?)?;
+    let test = test_report(&cfg, &m, &data, &run)?;
+    export::export_run(&cfg, &data, &vs, &run, &test)
+}
