@@ -135,3 +135,30 @@ impl Dataset {
         c
     }
 }
+
+/// A seeded, class-stratified split of `items` (positions 0..n) by their first label:
+/// within each class the items are shuffled and cut by `fractions` (the last part takes
+/// the rest), so every part sees each class in proportion. Returns the parts sorted.
+pub fn stratified_split(first_labels: &[usize], fractions: &[f64], seed: u64) -> Vec<Vec<usize>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n_classes = first_labels.iter().copied().max().map_or(0, |m| m + 1);
+    let mut by_class = vec![Vec::new(); n_classes];
+    for (i, &c) in first_labels.iter().enumerate() {
+        by_class[c].push(i);
+    }
+    let mut parts = vec![Vec::new(); fractions.len()];
+    for members in &mut by_class {
+        members.shuffle(&mut rng);
+        let n = members.len();
+        let mut start = 0;
+        for (p, &f) in fractions.iter().enumerate() {
+            let end = if p + 1 == fractions.len() { n } else { (start + (f * n as f64).round() as usize).min(n) };
+            parts[p].extend_from_slice(&members[start..end]);
+            start = end;
+        }
+    }
+    parts.iter_mut().for_each(|p| p.sort_unstable());
+    parts
+}

@@ -1,0 +1,83 @@
+//! Config layering and the errors for bad keys, types and values.
+
+use crate::common::{project_root, temp_dir};
+use tgcn::config::{Config, Layer, PairMode};
+
+fn base() -> Layer {
+    Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()
+}
+
+fn err(layers: &[Layer]) -> String {
+    format!("{:#}", Config::from_layers(layers).unwrap_err())
+}
+
+#[test]
+fn shipped_configs_parse() {
+    for entry in std::fs::read_dir(project_root().join("configs")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            Config::from_layers(&[Layer::from_file(&p).unwrap()]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        }
+    }
+}
+
+#[test]
+fn set_overrides_and_extra_file_layer() {
+    let dir = temp_dir("config_layers");
+    let extra = dir.join("extra.yaml");
+    std::fs::write(&extra, "train:\n  epochs: 3\n  pairs: in_batch\n").unwrap();
+    let cfg = Config::from_layers(&[
+        base(),
+        Layer::from_file(&extra).unwrap(),
+        Layer::from_set("train.lr=1e-4").unwrap(),
+        Layer::from_set("train.epochs=5").unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(cfg.train.lr, 1e-4);
+    assert_eq!(cfg.train.epochs, 5, "--set comes after --config");
+    assert_eq!(cfg.train.pairs, PairMode::InBatch);
+    // The resolved config round-trips through YAML unchanged.
+    assert_eq!(Config::from_yaml_str(&cfg.to_yaml().unwrap(), "roundtrip").unwrap(), cfg);
+}
+
+#[test]
+fn unknown_key_names_key_and_source() {
+    let e = err(&[base(), Layer::from_set("train.lrr=1").unwrap()]);
+    assert!(e.contains("lrr") && e.contains("--set train.lrr"), "{e}");
+    let dir = temp_dir("config_unknown");
+    let extra = dir.join("bad.yaml");
+    std::fs::write(&extra, "graph:\n  kk: 3\n").unwrap();
+    let e = err(&[base(), Layer::from_file(&extra).unwrap()]);
+    assert!(e.contains("kk") && e.contains("bad.yaml"), "{e}");
+}
+
+#[test]
+fn bad_type_names_key() {
+    let e = err(&[base(), Layer::from_set("train.epochs=many").unwrap()]);
+    assert!(e.contains("train.epochs"), "{e}");
+    let e = err(&[base(), Layer::from_set("model.scorer=dot").unwrap()]);
+    assert!(e.contains("model.scorer") && e.contains("product"), "{e}");
+}
+
+#[test]
+fn out_of_range_values_name_key() {
+    for (set, key) in [
+        ("model.text.cheb=[{k: 0, filters: 1}]", "model.text.cheb[0].k"),
+        ("train.lr=0", "train.lr"),
+        ("model.dropout=1.5", "model.dropout"),
+        ("graph.k=0", "graph.k"),
+        ("train.lr_decay=1.5", "train.lr_decay"),
+    ] {
+        let e = err(&[base(), Layer::from_set(set).unwrap()]);
+        assert!(e.contains(key), "{set}: {e}");
+    }
+}
+
+#[test]
+fn missing_file_and_bad_set_syntax() {
+    let e = format!("{:#}", Layer::from_file(std::path::Path::new("/nonexistent/x.yaml")).unwrap_err());
+    assert!(e.contains("/nonexistent/x.yaml"), "{e}");
+    assert!(Layer::from_set("train.lr").is_err());
+    let e = format!("{:#}", tgcn::config::dataset_config_path(&project_root().join("configs"), "nope").unwrap_err());
+    assert!(e.contains("nope.yaml") && e.contains("synthetic"), "{e}");
+}

@@ -1,0 +1,95 @@
+//! MAP, precision@k and the 11-point curve against hand-worked rankings.
+
+use tch::{Kind, Tensor};
+use tgcn::config::EvalConfig;
+use tgcn::config::Protocol;
+use tgcn::eval::rank;
+use tgcn::map::{average_precision, interpolated_pr11, precision_at, RankAccumulator};
+
+const T: bool = true;
+const F: bool = false;
+
+#[test]
+fn ap_hand_worked() {
+    // Relevant at ranks 1, 3, 6: AP = (1/1 + 2/3 + 3/6) / 3 = 0.722222…
+    let rel = [T, F, T, F, F, T, F];
+    assert!((average_precision(&rel, None) - (1.0 + 2.0 / 3.0 + 0.5) / 3.0).abs() < 1e-12);
+    // AP@3 divides by the 2 relevant retrieved in the top 3: (1 + 2/3) / 2.
+    assert!((average_precision(&rel, Some(3)) - (1.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    // AP@2: only rank 1 is relevant in the cut: 1/1.
+    assert!((average_precision(&rel, Some(2)) - 1.0).abs() < 1e-12);
+    // Nothing relevant in the cut: 0.
+    assert_eq!(average_precision(&[F, F, T], Some(2)), 0.0);
+    assert_eq!(average_precision(&[F, F], None), 0.0);
+    // k beyond the list is the whole list.
+    assert_eq!(average_precision(&rel, Some(100)), average_precision(&rel, None));
+}
+
+#[test]
+fn precision_and_pr11_hand_worked() {
+    let rel = [T, F, T, F];
+    assert_eq!(precision_at(&rel, 1), 1.0);
+    assert_eq!(precision_at(&rel, 2), 0.5);
+    assert_eq!(precision_at(&rel, 4), 0.5);
+    assert_eq!(precision_at(&rel, 8), 0.25); // missing ranks count as misses
+    // Recall/precision points: (0.5, 1), (0.5, 0.5), (1, 2/3), (1, 0.5).
+    // Interpolated: recall ≤ 0.5 -> 1.0; recall in (0.5, 1] -> 2/3.
+    let pr = interpolated_pr11(&rel).unwrap();
+    for (j, &v) in pr.iter().enumerate() {
+        let want = if j <= 5 { 1.0 } else { 2.0 / 3.0 };
+        assert!((v - want).abs() < 1e-12, "recall {}: {v} vs {want}", j as f64 / 10.0);
+    }
+    assert!(interpolated_pr11(&[F, F]).is_none());
+}
+
+#[test]
+fn accumulator_means_over_queries() {
+    let mut acc = RankAccumulator::new(2, &[1, 2]);
+    acc.push(&[T, F, T]); // AP 0.8333, AP@2 1.0, P@1 1, P@2 .5
+    acc.push(&[F, T, F]); // AP 0.5, AP@2 0.5, P@1 0, P@2 .5
+    acc.push(&[F, F, F]); // AP 0 (counts), no PR curve
+    let s = acc.finish();
+    assert_eq!(s.queries, 3);
+    assert!((s.map_all - (5.0 / 6.0 + 0.5) / 3.0).abs() < 1e-12);
+    assert!((s.map_k - 1.5 / 3.0).abs() < 1e-12);
+    assert_eq!(s.precision_scope, vec![(1, 1.0 / 3.0), (2, 1.0 / 3.0)]);
+    assert_eq!(s.no_relevant, 1);
+}
+
+fn eval_cfg(k: usize, chunk: usize) -> EvalConfig {
+    EvalConfig { protocol: Protocol::TestVsTest, k, scope: vec![1, 3], chunk }
+}
+
+#[test]
+fn ranking_with_ties_and_multilabel_through_tensors() {
+    // 2 queries × 4 database items; labels multi-hot over 3 classes.
+    let q_labels = Tensor::from_slice(&[1f32, 0., 0., 0., 1., 1.]).view([2, 3]);
+    let db_labels = Tensor::from_slice(&[1f32, 0., 0., 0., 1., 0., 1., 0., 1., 0., 0., 1.]).view([4, 3]);
+    // Query 0 (class 0): relevant db 0 and 2. Scores tie between db 1 and db 2 (0.5):
+    // the stable sort keeps database order, so the ranking is db 0, db 1, db 2, db 3.
+    // Query 1 (classes 1, 2): relevant db 1, 2 (shares 2), 3. Scores rank 3, 0, 1, 2.
+    let scores = Tensor::from_slice(&[0.9f32, 0.5, 0.5, 0.1, 0.5, 0.2, 0.2, 0.9]).view([2, 4]);
+    for chunk in [1, 2] {
+        let s = rank(|idx| scores.index_select(0, idx), 2, &q_labels, &db_labels, &eval_cfg(2, chunk)).unwrap();
+        // q0: rel T F T F -> AP (1 + 2/3)/2 = 5/6; AP@2 = 1.
+        // q1: rel T F T T -> AP (1 + 2/3 + 3/4)/3; AP@2 = 1.
+        let ap1 = (1.0 + 2.0 / 3.0 + 0.75) / 3.0;
+        assert!((s.map_all - (5.0 / 6.0 + ap1) / 2.0).abs() < 1e-9, "chunk {chunk}: {}", s.map_all);
+        assert!((s.map_k - 1.0).abs() < 1e-12);
+        assert_eq!(s.precision_scope[0], (1, 1.0));
+        assert!((s.precision_scope[1].1 - (2.0 / 3.0 + 2.0 / 3.0) / 2.0).abs() < 1e-12);
+    }
+    let _ = Kind::Float;
+}
+
+#[test]
+fn random_scores_give_chance_map() {
+    // 10 balanced classes: random ranking gives MAP@all near the relevant fraction (0.1).
+    tch::manual_seed(0);
+    let n = 400i64;
+    let lab: Vec<i64> = (0..n).map(|i| i % 10).collect();
+    let labels = Tensor::from_slice(&lab).one_hot(10).to_kind(Kind::Float);
+    let scores = Tensor::rand([n, n], (Kind::Float, tch::Device::Cpu));
+    let s = rank(|idx| scores.index_select(0, idx), n as usize, &labels, &labels, &eval_cfg(50, 64)).unwrap();
+    assert!((s.map_all - 0.1).abs() < 0.03, "random MAP@all {}", s.map_all);
+}
