@@ -16,6 +16,8 @@
 
 pub mod config;
 pub mod dataset;
+pub mod features;
+pub mod tokenize;
 pub mod synthetic;
 pub mod vocab;
 pub mod knn;
