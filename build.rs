@@ -19,9 +19,7 @@ fn main() {
     let version = std::fs::read_to_string(Path::new(&lib).join("../version.py"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("__version__"))
-                .and_then(|l| l.split('\'').nth(1).map(str::to_string))
+            s.lines().find(|l| l.starts_with("__version__")).and_then(|l| l.split('\'').nth(1).map(str::to_string))
         })
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=TGCN_LIBTORCH_VERSION={version}");

@@ -25,9 +25,7 @@ pub fn cheb_conv(p: nn::Path, k: usize, f_in: usize, f_out: usize, bias: ChebBia
     // Glorot-uniform per order, as PyG's Linear layers inside ChebConv.
     let bound = (6.0 / (f_in + f_out) as f64).sqrt();
     let lins = (0..k)
-        .map(|i| {
-            (&p / "lins" / i).var("weight", &[f_out, f_in], nn::Init::Uniform { lo: -bound, up: bound })
-        })
+        .map(|i| (&p / "lins" / i).var("weight", &[f_out, f_in], nn::Init::Uniform { lo: -bound, up: bound }))
         .collect();
     let bias = match bias {
         ChebBias::PerFilter => p.zeros("bias", &[f_out]),
@@ -53,10 +51,10 @@ impl ChebConv {
         if self.k() > 1 {
             let mut prev = x0.shallow_clone();
             let mut cur = lap.mm(&x0);
-            out = out + to_batch(&cur).matmul(&self.lins[1].tr());
+            out += to_batch(&cur).matmul(&self.lins[1].tr());
             for w in &self.lins[2..] {
                 let next = lap.mm(&cur) * 2.0 - &prev;
-                out = out + to_batch(&next).matmul(&w.tr());
+                out += to_batch(&next).matmul(&w.tr());
                 prev = cur;
                 cur = next;
             }

@@ -282,15 +282,11 @@ pub struct Layer {
 
 impl Layer {
     pub fn from_file(path: &Path) -> Result<Layer> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let value: Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("config file {} is not valid YAML", path.display()))?;
-        ensure!(
-            value.is_mapping(),
-            "config file {} must hold a mapping at the top level",
-            path.display()
-        );
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let value: Value =
+            serde_yaml::from_str(&text).with_context(|| format!("config file {} is not valid YAML", path.display()))?;
+        ensure!(value.is_mapping(), "config file {} must hold a mapping at the top level", path.display());
         Ok(Layer { source: path.display().to_string(), value })
     }
 
@@ -301,8 +297,8 @@ impl Layer {
             .ok_or_else(|| anyhow!("--set {assignment:?}: expected KEY=VALUE, e.g. train.lr=1e-4"))?;
         let key = key.trim();
         ensure!(!key.is_empty(), "--set {assignment:?}: empty key");
-        let leaf: Value = serde_yaml::from_str(raw)
-            .with_context(|| format!("--set {key}: cannot parse value {raw:?}"))?;
+        let leaf: Value =
+            serde_yaml::from_str(raw).with_context(|| format!("--set {key}: cannot parse value {raw:?}"))?;
         let mut value = leaf;
         for part in key.split('.').rev() {
             ensure!(!part.is_empty(), "--set {assignment:?}: empty key segment");
@@ -355,11 +351,7 @@ pub fn dataset_config_path(dir: &Path, dataset: &str) -> Result<PathBuf> {
             })
             .unwrap_or_default();
         known.sort();
-        bail!(
-            "no config for dataset {dataset:?}: {} does not exist (known: {})",
-            path.display(),
-            known.join(", ")
-        );
+        bail!("no config for dataset {dataset:?}: {} does not exist (known: {})", path.display(), known.join(", "));
     }
     Ok(path)
 }
@@ -379,9 +371,7 @@ impl Config {
             // Name the last layer that set the offending key (or its parent, for unknown keys).
             let origin = (0..=segs.len())
                 .rev()
-                .find_map(|n| {
-                    layers.iter().rev().find(|l| has_path(&l.value, &segs[..n])).filter(|_| n > 0)
-                })
+                .find_map(|n| layers.iter().rev().find(|l| has_path(&l.value, &segs[..n])).filter(|_| n > 0))
                 .map(|l| l.source.clone())
                 .unwrap_or_else(|| sources.join(" + "));
             anyhow!("config key `{path}` in {origin}: {}", e.inner())
@@ -391,8 +381,7 @@ impl Config {
     }
 
     pub fn from_yaml_str(text: &str, source: &str) -> Result<Config> {
-        let value: Value = serde_yaml::from_str(text)
-            .with_context(|| format!("config {source} is not valid YAML"))?;
+        let value: Value = serde_yaml::from_str(text).with_context(|| format!("config {source} is not valid YAML"))?;
         Config::from_layers(&[Layer { source: source.to_string(), value }])
     }
 
@@ -412,9 +401,11 @@ impl Config {
             Ok(())
         }
         if self.data.dataset == DatasetKind::Synthetic {
-            let s = self.data.synthetic.as_ref().ok_or_else(|| {
-                anyhow!("`data.synthetic` is required when `data.dataset` is synthetic")
-            })?;
+            let s = self
+                .data
+                .synthetic
+                .as_ref()
+                .ok_or_else(|| anyhow!("`data.synthetic` is required when `data.dataset` is synthetic"))?;
             ensure!(s.classes >= 2, "`data.synthetic.classes` must be at least 2, got {}", s.classes);
             pos("data.synthetic.words_per_class", s.words_per_class)?;
             pos("data.synthetic.vector_dim", s.vector_dim)?;
@@ -473,11 +464,7 @@ impl Config {
         in_range("loss.l2", self.loss.l2, 0.0, f64::MAX)?;
         pos("train.epochs", self.train.epochs)?;
         pos("train.batch_size", self.train.batch_size)?;
-        ensure!(
-            self.train.lr.is_finite() && self.train.lr > 0.0,
-            "`train.lr` must be positive, got {}",
-            self.train.lr
-        );
+        ensure!(self.train.lr.is_finite() && self.train.lr > 0.0, "`train.lr` must be positive, got {}", self.train.lr);
         in_range("train.lr_decay", self.train.lr_decay, f64::MIN_POSITIVE, 1.0)?;
         if self.train.pairs == PairMode::Sampled {
             pos("train.pairs_per_epoch", self.train.pairs_per_epoch)?;

@@ -33,11 +33,7 @@ pub fn embed(model: &Model, split: &SplitTensors, batch: usize) -> Embedded {
             images.push(tch::nn::Module::forward(&model.image, &split.images.narrow(0, start, len)));
             start += len;
         }
-        Embedded {
-            text: Tensor::cat(&texts, 0),
-            image: Tensor::cat(&images, 0),
-            labels: split.labels.shallow_clone(),
-        }
+        Embedded { text: Tensor::cat(&texts, 0), image: Tensor::cat(&images, 0), labels: split.labels.shallow_clone() }
     })
 }
 
@@ -86,7 +82,13 @@ impl Retrieval {
 }
 
 /// Queries of `q` against the database `db`, both directions.
-pub fn retrieval(model: &Model, q: &Embedded, db: &Embedded, cfg: &EvalConfig, protocol: &'static str) -> Result<Retrieval> {
+pub fn retrieval(
+    model: &Model,
+    q: &Embedded,
+    db: &Embedded,
+    cfg: &EvalConfig,
+    protocol: &'static str,
+) -> Result<Retrieval> {
     let i2t = rank(
         |idx| model.scorer.matrix(&db.text, &q.image.index_select(0, idx), false).tr(),
         q.image.size()[0] as usize,
@@ -105,7 +107,13 @@ pub fn retrieval(model: &Model, q: &Embedded, db: &Embedded, cfg: &EvalConfig, p
 }
 
 /// Test queries under `protocol`: against the test set or against the train set.
-pub fn evaluate_test(model: &Model, data: &Prepared, cfg: &EvalConfig, protocol: Protocol, batch: usize) -> Result<Retrieval> {
+pub fn evaluate_test(
+    model: &Model,
+    data: &Prepared,
+    cfg: &EvalConfig,
+    protocol: Protocol,
+    batch: usize,
+) -> Result<Retrieval> {
     let q = embed(model, &data.test, batch);
     let db = match protocol {
         Protocol::TestVsTest => None,

@@ -26,8 +26,8 @@ fn trace<F>(name: &str, inputs: &[Tensor], path: &Path, mut f: F) -> Result<()>
 where
     F: FnMut(&[Tensor]) -> Vec<Tensor>,
 {
-    let m = CModule::create_by_tracing(name, "forward", inputs, &mut f)
-        .with_context(|| format!("cannot trace {name}"))?;
+    let m =
+        CModule::create_by_tracing(name, "forward", inputs, &mut f).with_context(|| format!("cannot trace {name}"))?;
     m.save(path).with_context(|| format!("cannot save {}", path.display()))
 }
 
@@ -36,7 +36,13 @@ fn npy(t: &Tensor, path: &Path) -> Result<()> {
 }
 
 /// Writes `run/export/` (through `export.partial/` and a rename) and returns its path.
-pub fn export_run(cfg: &Config, data: &Prepared, trained: &VarStore, run: &RunDir, test: &[Retrieval]) -> Result<PathBuf> {
+pub fn export_run(
+    cfg: &Config,
+    data: &Prepared,
+    trained: &VarStore,
+    run: &RunDir,
+    test: &[Retrieval],
+) -> Result<PathBuf> {
     let cpu = Device::Cpu;
     let mut vs = VarStore::new(cpu);
     let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, data.laplacian.to_tensors(cpu));

@@ -60,7 +60,10 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize)> {
     } else {
         bail!("{what}: .npy dtype must be little-endian float32 or float64, header {header:?}")
     };
-    ensure!(field("'fortran_order':")?.trim_start().starts_with("False"), "{what}: Fortran-order .npy is not supported");
+    ensure!(
+        field("'fortran_order':")?.trim_start().starts_with("False"),
+        "{what}: Fortran-order .npy is not supported"
+    );
     let shape = field("'shape':")?;
     let inner = &shape[shape.find('(').context("shape")? + 1..shape.find(')').context("shape")?];
     let dims: Vec<usize> = inner
@@ -95,13 +98,7 @@ pub fn read_features(path: &Path) -> Result<Features> {
     let ip = ids_path(path);
     let text = std::fs::read_to_string(&ip).with_context(|| format!("cannot read feature ids {}", ip.display()))?;
     let ids: Vec<String> = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-    ensure!(
-        ids.len() == rows,
-        "{} has {} ids but {} has {rows} rows",
-        ip.display(),
-        ids.len(),
-        path.display()
-    );
+    ensure!(ids.len() == rows, "{} has {} ids but {} has {rows} rows", ip.display(), ids.len(), path.display());
     if let Some(p) = data.iter().position(|v| !v.is_finite()) {
         bail!("{}: row {} (id {}) has a non-finite value", path.display(), p / dim.max(1), ids[p / dim.max(1)]);
     }
@@ -110,7 +107,13 @@ pub fn read_features(path: &Path) -> Result<Features> {
 
 /// Writes `<path>` and its `.ids.txt` through temporary files and renames.
 pub fn write_features(path: &Path, f: &Features) -> Result<()> {
-    ensure!(f.data.len() == f.ids.len() * f.dim, "features: {} values for {} ids × {}", f.data.len(), f.ids.len(), f.dim);
+    ensure!(
+        f.data.len() == f.ids.len() * f.dim,
+        "features: {} values for {} ids × {}",
+        f.data.len(),
+        f.ids.len(),
+        f.dim
+    );
     crate::run::write_atomic(&ids_path(path), (f.ids.join("\n") + "\n").as_bytes())?;
     crate::run::write_atomic(path, &npy_bytes(&f.data, f.ids.len(), f.dim))
 }

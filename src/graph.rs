@@ -33,8 +33,7 @@ impl Graph {
         let dist2 = |s: f32| (2.0 - 2.0 * s).max(0.0);
         let sigma2 = if knn.k > 0 && knn.n > 0 {
             let mean_d: f64 =
-                (0..knn.n).map(|i| (dist2(knn.sims[i * knn.k + knn.k - 1]) as f64).sqrt()).sum::<f64>()
-                    / knn.n as f64;
+                (0..knn.n).map(|i| (dist2(knn.sims[i * knn.k + knn.k - 1]) as f64).sqrt()).sum::<f64>() / knn.n as f64;
             (mean_d * mean_d).max(1e-12)
         } else {
             1.0

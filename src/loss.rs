@@ -22,14 +22,14 @@ pub fn global_loss(pos: &Tensor, neg: &Tensor, lambda: f64, margin: f64) -> Glob
     let zero = || Tensor::zeros([], (Kind::Float, pos.device()));
     let mut loss = zero();
     if let Some((_, v)) = &p {
-        loss = loss + v;
+        loss += v;
     }
     if let Some((_, v)) = &n {
-        loss = loss + v;
+        loss += v;
     }
     if let (Some((mp, _)), Some((mn, _))) = (&p, &n) {
         let gap = mp - mn;
-        loss = loss + (-gap + margin).clamp_min(0.0) * lambda;
+        loss += (-gap + margin).clamp_min(0.0) * lambda;
     }
     let val = |t: &Tensor| t.double_value(&[]);
     GlobalLoss {

@@ -14,7 +14,12 @@ pub fn shares_label(a: &[usize], b: &[usize]) -> bool {
     a.iter().any(|x| b.contains(x))
 }
 
-pub fn sample_pairs<R: Rng>(labels: &[Vec<usize>], n_classes: usize, n: usize, rng: &mut R) -> Result<(Vec<Pair>, Vec<Pair>)> {
+pub fn sample_pairs<R: Rng>(
+    labels: &[Vec<usize>],
+    n_classes: usize,
+    n: usize,
+    rng: &mut R,
+) -> Result<(Vec<Pair>, Vec<Pair>)> {
     let mut members = vec![Vec::new(); n_classes];
     for (i, ls) in labels.iter().enumerate() {
         for &l in ls {

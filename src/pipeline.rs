@@ -73,10 +73,9 @@ impl ImageNormalizer {
                 let std = std.where_self(&std.gt(1e-12), &std.ones_like());
                 (mean, std)
             }
-            ImageNorm::L2 | ImageNorm::None => (
-                Tensor::zeros([f], (Kind::Float, train.device())),
-                Tensor::ones([f], (Kind::Float, train.device())),
-            ),
+            ImageNorm::L2 | ImageNorm::None => {
+                (Tensor::zeros([f], (Kind::Float, train.device())), Tensor::ones([f], (Kind::Float, train.device())))
+            }
         };
         ImageNormalizer { kind, shift, scale }
     }
@@ -128,8 +127,8 @@ impl Prepared {
         );
         for sp in [Split::Train, Split::Val, Split::Test] {
             let t = self.split(sp);
-            let counts: Vec<i64> = Vec::try_from(t.labels.sum_dim_intlist(0, false, Kind::Float).to_kind(Kind::Int64))
-                .unwrap_or_default();
+            let counts: Vec<i64> =
+                Vec::try_from(t.labels.sum_dim_intlist(0, false, Kind::Float).to_kind(Kind::Int64)).unwrap_or_default();
             s += &format!(
                 "  {:5} {:6} items, per class {:?}, OOV {:.2}% of {} tokens\n",
                 sp.name(),
@@ -179,10 +178,7 @@ pub fn prepare(cfg: &Config, device: Device) -> Result<Prepared> {
     );
 
     // Keep the words that have a vector; the graph needs one per vertex.
-    let wv = ds
-        .word_vectors
-        .as_ref()
-        .ok_or_else(|| anyhow!("dataset {} ships no word vectors", ds.name))?;
+    let wv = ds.word_vectors.as_ref().ok_or_else(|| anyhow!("dataset {} ships no word vectors", ds.name))?;
     let wv_index = wv.index();
     let keep: Vec<bool> = vocab.words.iter().map(|w| wv_index.contains_key(w.as_str())).collect();
     let dropped = keep.iter().filter(|&&k| !k).count();
@@ -222,7 +218,8 @@ pub fn prepare(cfg: &Config, device: Device) -> Result<Prepared> {
             tokens: total,
         }
     };
-    let (mut train, mut val, mut test) = (split_tensors(Split::Train), split_tensors(Split::Val), split_tensors(Split::Test));
+    let (mut train, mut val, mut test) =
+        (split_tensors(Split::Train), split_tensors(Split::Val), split_tensors(Split::Test));
     let norm = ImageNormalizer::fit(cfg.data.image_norm, &train.images_raw);
     for t in [&mut train, &mut val, &mut test] {
         t.images = norm.apply(&t.images_raw);

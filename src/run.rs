@@ -49,11 +49,7 @@ impl RunDir {
     }
 
     pub fn open(path: &Path) -> Result<RunDir> {
-        ensure!(
-            path.join("config.yaml").is_file(),
-            "{} is not a run folder: it has no config.yaml",
-            path.display()
-        );
+        ensure!(path.join("config.yaml").is_file(), "{} is not a run folder: it has no config.yaml", path.display());
         Ok(RunDir { path: path.to_path_buf() })
     }
 

@@ -38,17 +38,15 @@ pub fn generate(cfg: &SyntheticConfig, seed: u64) -> Dataset {
     let n_words = n_topic + cfg.shared_words;
 
     // Word vectors: topic words cluster around their class centre.
-    let centres: Vec<Vec<f64>> =
-        (0..c).map(|_| (0..cfg.vector_dim).map(|_| std.sample(&mut rng)).collect()).collect();
+    let centres: Vec<Vec<f64>> = (0..c).map(|_| (0..cfg.vector_dim).map(|_| std.sample(&mut rng)).collect()).collect();
     let mut vec_data = Vec::with_capacity(n_words * cfg.vector_dim);
     for w in 0..n_words {
-        for d in 0..cfg.vector_dim {
-            let v = if w < n_topic {
-                centres[w / cfg.words_per_class][d] + cfg.vector_noise * std.sample(&mut rng)
-            } else {
-                std.sample(&mut rng)
-            };
-            vec_data.push(v as f32);
+        if w < n_topic {
+            for &c in &centres[w / cfg.words_per_class] {
+                vec_data.push((c + cfg.vector_noise * std.sample(&mut rng)) as f32);
+            }
+        } else {
+            vec_data.extend((0..cfg.vector_dim).map(|_| std.sample(&mut rng) as f32));
         }
     }
     let words: Vec<String> = (0..n_words).map(word_name).collect();
@@ -78,10 +76,10 @@ pub fn generate(cfg: &SyntheticConfig, seed: u64) -> Dataset {
                 words[w].clone()
             })
             .collect();
-        for d in 0..cfg.image_dim {
-            let mean: f64 = labels.iter().map(|&l| prototypes[l][d]).sum::<f64>() / labels.len() as f64;
-            images.push((mean + cfg.image_noise * std.sample(&mut rng)) as f32);
-        }
+        let mean: Vec<f64> = (0..cfg.image_dim)
+            .map(|d| labels.iter().map(|&l| prototypes[l][d]).sum::<f64>() / labels.len() as f64)
+            .collect();
+        images.extend(mean.iter().map(|m| (m + cfg.image_noise * std.sample(&mut rng)) as f32));
         items.push(Item { id: format!("syn-{i:06}"), tokens, labels });
     }
     let train = (0..cfg.train).collect();

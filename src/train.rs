@@ -160,7 +160,11 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
     let device = resolve_device(cfg.device)?;
     let data = prepare(cfg, device)?;
     let synthetic = cfg.data.dataset == crate::config::DatasetKind::Synthetic;
-    eprintln!("{}{}", data.summary(), if synthetic { "\n  (SYNTHETIC data: numbers are not comparable to papers)" } else { "" });
+    eprintln!(
+        "{}{}",
+        data.summary(),
+        if synthetic { "\n  (SYNTHETIC data: numbers are not comparable to papers)" } else { "" }
+    );
 
     let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
     eprintln!("run folder {}  device {device:?}  threads {}", run.path.display(), tch::get_num_threads());
@@ -200,7 +204,8 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
         );
         bar.set_prefix(format!("epoch {epoch}/{}", cfg.train.epochs));
         let t0 = Instant::now();
-        let mut st = EpochStats { loss: 0.0, mean_pos: 0.0, mean_neg: 0.0, var_pos: 0.0, var_neg: 0.0, pairs: 0, seconds: 0.0 };
+        let mut st =
+            EpochStats { loss: 0.0, mean_pos: 0.0, mean_neg: 0.0, var_pos: 0.0, var_neg: 0.0, pairs: 0, seconds: 0.0 };
         let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
         for batch in &batches {
             let (pos, neg, n_pairs) = batch_scores(&m, &data, batch);
@@ -210,7 +215,10 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
             if !value.is_finite() {
                 bar.abandon();
                 let keep = match last_good {
-                    Some(e) => format!("the last good checkpoint is {} (epoch {e})", run.join("checkpoints/last.safetensors").display()),
+                    Some(e) => format!(
+                        "the last good checkpoint is {} (epoch {e})",
+                        run.join("checkpoints/last.safetensors").display()
+                    ),
                     None => "no epoch finished, so there is no checkpoint".to_string(),
                 };
                 bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", step + 1);
@@ -343,7 +351,16 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
         "\n{dataset}{} — test retrieval (MAP; AP@k divides by relevant retrieved in the top k)\n",
         if synthetic { " [SYNTHETIC DATA]" } else { "" }
     );
-    out += &format!("{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "protocol", "i2t@all", "t2i@all", "mean@all", format!("i2t@{k}"), format!("t2i@{k}"), format!("mean@{k}"));
+    out += &format!(
+        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+        "protocol",
+        "i2t@all",
+        "t2i@all",
+        "mean@all",
+        format!("i2t@{k}"),
+        format!("t2i@{k}"),
+        format!("mean@{k}")
+    );
     for r in test {
         out += &format!(
             "{:<14} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}\n",

@@ -32,8 +32,8 @@ fn precision_and_pr11_hand_worked() {
     assert_eq!(precision_at(&rel, 2), 0.5);
     assert_eq!(precision_at(&rel, 4), 0.5);
     assert_eq!(precision_at(&rel, 8), 0.25); // missing ranks count as misses
-    // Recall/precision points: (0.5, 1), (0.5, 0.5), (1, 2/3), (1, 0.5).
-    // Interpolated: recall ≤ 0.5 -> 1.0; recall in (0.5, 1] -> 2/3.
+                                             // Recall/precision points: (0.5, 1), (0.5, 0.5), (1, 2/3), (1, 0.5).
+                                             // Interpolated: recall ≤ 0.5 -> 1.0; recall in (0.5, 1] -> 2/3.
     let pr = interpolated_pr11(&rel).unwrap();
     for (j, &v) in pr.iter().enumerate() {
         let want = if j <= 5 { 1.0 } else { 2.0 / 3.0 };
