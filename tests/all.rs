@@ -3,6 +3,8 @@
 
 mod common;
 
+mod cheb_tests;
 mod config_tests;
+mod e2e_tests;
 mod map_tests;
 mod text_graph_tests;

@@ -1,0 +1,193 @@
+//! The Laplacian and the Chebyshev layer against golden numpy/torch fixtures
+//! (tests/golden/make_fixtures.py), plus properties: K = 1 is a linear layer, batched
+//! equals one-at-a-time, gradients reach every parameter.
+
+use crate::common::{assert_close, project_root};
+use serde_json::Value;
+use tch::nn::{self, VarStore};
+use tch::{Device, Kind, Tensor};
+use tgcn::cheb::cheb_conv;
+use tgcn::config::{ChebBias, Config, LambdaMax, Layer};
+use tgcn::graph::Graph;
+use tgcn::laplacian::{normalized_laplacian, rescaled_laplacian, sparse_tensor};
+
+fn fixture(name: &str) -> Value {
+    let p = project_root().join("tests/golden").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn fixture_graph(f: &Value) -> Graph {
+    let n = f["n"].as_u64().unwrap() as usize;
+    let mut entries = Vec::new();
+    for e in f["edges"].as_array().unwrap() {
+        let (i, j, w) = (e[0].as_u64().unwrap() as usize, e[1].as_u64().unwrap() as usize, e[2].as_f64().unwrap());
+        entries.push((i, j, w as f32));
+        entries.push((j, i, w as f32));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    Graph { n, entries }
+}
+
+#[test]
+fn laplacian_matches_numpy() {
+    let f = fixture("cheb6.json");
+    let g = fixture_graph(&f);
+    assert_close(&normalized_laplacian(&g).to_dense(), &floats(&f["L"]), 1e-7, "L");
+    let (lt, lmax) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
+    assert_eq!(lmax, 2.0);
+    assert_close(&lt.to_dense(), &floats(&f["Lt_fixed"]), 1e-7, "L~ (λmax = 2)");
+    let (lt, lmax) = rescaled_laplacian(&g, LambdaMax::PowerIteration).unwrap();
+    let want = f["lambda_max"].as_f64().unwrap();
+    assert!((lmax / 1.0001 - want).abs() < 1e-6, "power iteration {lmax} vs eigvalsh {want}");
+    // The safety margin scales L~ by 1/1.0001 against the exact-λ fixture.
+    assert_close(&lt.to_dense(), &floats(&f["Lt_eig"]), 1e-3, "L~ (power iteration)");
+}
+
+/// Loads `values` into `t` in place.
+fn set(t: &Tensor, values: &[f64]) {
+    let src = Tensor::from_slice(values).to_kind(Kind::Float).view(t.size().as_slice());
+    tch::no_grad(|| t.shallow_clone().copy_(&src));
+}
+
+#[test]
+fn cheb_conv_matches_torch_for_k_1_2_3() {
+    let f = fixture("cheb6.json");
+    let g = fixture_graph(&f);
+    let (lt, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
+    let (idx, vals) = lt.to_tensors(Device::Cpu);
+    let lap = sparse_tensor(&idx, &vals, g.n);
+    let shape: Vec<i64> = f["x_shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let x = Tensor::from_slice(&floats(&f["x"])).to_kind(Kind::Float).view(shape.as_slice());
+    let f_out = f["f_out"].as_u64().unwrap() as usize;
+    for case in f["cheb"].as_array().unwrap() {
+        let k = case["K"].as_u64().unwrap() as usize;
+        let vs = VarStore::new(Device::Cpu);
+        let layer = cheb_conv(vs.root() / "cheb", k, shape[2] as usize, f_out, ChebBias::PerFilter, g.n);
+        for (w, want) in layer.lins.iter().zip(case["weights"].as_array().unwrap()) {
+            set(w, &floats(want));
+        }
+        set(&layer.bias, &floats(&case["bias"]));
+        let y: Vec<f64> = Vec::try_from(layer.forward(&lap, &x).to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        assert_close(&y, &floats(&case["out"]), 1e-5, &format!("ChebConv K={k}"));
+        // Parameter names follow PyG's ChebConv.
+        let mut names: Vec<String> = vs.variables().into_keys().collect();
+        names.sort();
+        let mut want: Vec<String> = (0..k).map(|i| format!("cheb.lins.{i}.weight")).collect();
+        want.push("cheb.bias".into());
+        want.sort();
+        assert_eq!(names, want);
+    }
+}
+
+fn small_graph_lap(n: usize) -> Tensor {
+    // A ring: every vertex has two neighbours.
+    let mut entries = Vec::new();
+    for i in 0..n {
+        entries.push((i, (i + 1) % n, 1.0));
+        entries.push(((i + 1) % n, i, 1.0));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    let (lt, _) = rescaled_laplacian(&Graph { n, entries }, LambdaMax::Fixed).unwrap();
+    let (i, v) = lt.to_tensors(Device::Cpu);
+    sparse_tensor(&i, &v, n)
+}
+
+#[test]
+fn k1_is_a_linear_layer_and_batching_is_exact() {
+    tch::manual_seed(1);
+    let n = 9;
+    let lap = small_graph_lap(n);
+    let vs = VarStore::new(Device::Cpu);
+    let layer = cheb_conv(vs.root() / "a", 1, 4, 5, ChebBias::PerFilter, n);
+    let x = Tensor::randn([3, n as i64, 4], (Kind::Float, Device::Cpu));
+    let lin = x.matmul(&layer.lins[0].tr()) + &layer.bias;
+    assert!(layer.forward(&lap, &x).allclose(&lin, 1e-6, 1e-6, false), "K = 1 must equal x W^T + b");
+
+    let layer = cheb_conv(vs.root() / "b", 3, 4, 5, ChebBias::PerVertex, n);
+    set(&layer.bias, &(0..n * 5).map(|i| i as f64 * 0.01).collect::<Vec<_>>());
+    let batched = layer.forward(&lap, &x);
+    for b in 0..3 {
+        let single = layer.forward(&lap, &x.narrow(0, b, 1));
+        assert!(single.allclose(&batched.narrow(0, b, 1), 1e-6, 1e-6, false), "row {b}");
+    }
+}
+
+fn synthetic_cfg(sets: &[&str]) -> Config {
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
+    for s in [
+        "data.synthetic.train=120",
+        "data.synthetic.val=40",
+        "data.synthetic.test=60",
+        "data.synthetic.words_per_class=12",
+        "data.synthetic.shared_words=30",
+        "model.embed_dim=16",
+        "train.batch_size=32",
+        "device=cpu",
+    ]
+    .iter()
+    .chain(sets)
+    {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    Config::from_layers(&layers).unwrap()
+}
+
+#[test]
+fn gradients_reach_every_parameter() {
+    for extra in [
+        // Leaky activations: a dead ReLU would zero a gradient by chance, not by a bug.
+        vec![
+            "model.text.fc=[8]",
+            "model.image.hidden=[8]",
+            "model.text.bias=per_vertex",
+            "model.text.activation=leaky_relu",
+            "model.text.last_activation=leaky_relu",
+        ],
+        vec!["model.text.kind=mlp", "model.scorer=cosine"],
+    ] {
+        let cfg = synthetic_cfg(&extra);
+        tgcn::train::seed_everything(cfg.seed);
+        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu).unwrap();
+        let (vs, m) = tgcn::train::build_model(&cfg, &data);
+        let idx = Tensor::arange(16, (Kind::Int64, Device::Cpu));
+        let t = m.text.forward(&data.train.bow.index_select(0, &idx));
+        let i = nn::Module::forward(&m.image, &data.train.images.index_select(0, &idx));
+        let s = m.scorer.pairs(&t, &i, true);
+        let (pos, neg) = (s.narrow(0, 0, 8), s.narrow(0, 8, 8));
+        let l = tgcn::loss::global_loss(&pos, &neg, 0.35, 0.8).loss + tgcn::loss::l2_penalty(&m.l2_weights()) * 1e-3;
+        l.backward();
+        for (name, v) in vs.variables() {
+            let g = v.grad();
+            assert!(g.defined(), "{extra:?}: no gradient for {name}");
+            assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{extra:?}: zero gradient for {name}");
+        }
+    }
+}
+
+#[test]
+fn global_loss_matches_hand_calculation() {
+    let f = fixture("loss.json");
+    let pos = Tensor::from_slice(&floats(&f["pos"])).to_kind(Kind::Float);
+    let neg = Tensor::from_slice(&floats(&f["neg"])).to_kind(Kind::Float);
+    let g = tgcn::loss::global_loss(&pos, &neg, 0.35, 0.8);
+    // By hand: var+ = 0.29/4 = 0.0725; var- = 0.186667/3 = 0.062222;
+    // gap = 0.55 - 0.233333 = 0.316667; 0.35 * (0.8 - 0.316667) = 0.169167.
+    let hand = 0.0725 + 0.186_666_666_7 / 3.0 + 0.35 * (0.8 - (0.55 - 0.7 / 3.0));
+    assert!((g.loss.double_value(&[]) - hand).abs() < 1e-6);
+    assert!((g.loss.double_value(&[]) - f["loss"].as_f64().unwrap()).abs() < 1e-6);
+    assert!((g.mean_pos.unwrap() - 0.55).abs() < 1e-6);
+    // The margin term vanishes once the gap exceeds m.
+    let far = tgcn::loss::global_loss(&(&pos + 2.0), &neg, 0.35, 0.8);
+    assert!((far.loss.double_value(&[]) - (0.0725 + 0.186_666_666_7 / 3.0)).abs() < 1e-6);
+    // No negatives: only the positive variance remains.
+    let only = tgcn::loss::global_loss(&pos, &Tensor::zeros([0], (Kind::Float, Device::Cpu)), 0.35, 0.8);
+    assert!((only.loss.double_value(&[]) - 0.0725).abs() < 1e-6);
+    assert!(only.mean_neg.is_none());
+    // L2: sum of squares.
+    let w = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
+    assert!((tgcn::loss::l2_penalty(&[&w]).double_value(&[]) - 14.0).abs() < 1e-6);
+}

@@ -1,0 +1,219 @@
+//! End to end on the synthetic dataset: training beats the untrained model, the run
+//! folder is complete, TensorBoard reads the events, Python runs the TorchScript export,
+//! runs are reproducible and the CLI reports bad input on one line.
+
+use crate::common::{project_root, run_python, temp_dir, venv_python};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tgcn::config::{Config, Layer};
+use tgcn::train::Summary;
+
+/// A small synthetic config that trains in seconds on 2 cores.
+fn small_cfg(sets: &[&str]) -> Config {
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
+    for s in [
+        "device=cpu",
+        "data.synthetic.train=400",
+        "data.synthetic.val=100",
+        "data.synthetic.test=200",
+        "data.synthetic.words_per_class=30",
+        "data.synthetic.shared_words=100",
+        "model.embed_dim=128",
+        "train.epochs=4",
+        "train.pairs_per_epoch=4000",
+        "train.lr=3e-3",
+        "train.batch_size=128",
+    ]
+    .iter()
+    .chain(sets)
+    {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    Config::from_layers(&layers).unwrap()
+}
+
+fn read_csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect()
+}
+
+fn tgcn_bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tgcn"));
+    c.current_dir(project_root());
+    c
+}
+
+#[test]
+fn synthetic_end_to_end() {
+    let root = temp_dir("e2e_runs");
+    let cfg = small_cfg(&[]);
+    let s: Summary = tgcn::train::train(&cfg, &root).unwrap();
+    let run = s.run.clone();
+
+    // Training beats the untrained model by a clear margin.
+    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    assert!(after > before + 0.15, "trained {after:.4} vs untrained {before:.4}");
+    assert_eq!(s.test.len(), 2, "both protocols reported");
+
+    // Every file the run promises.
+    for f in [
+        "config.yaml",
+        "env.json",
+        "metrics.csv",
+        "summary.json",
+        "checkpoints/best.safetensors",
+        "checkpoints/best.json",
+        "checkpoints/last.safetensors",
+        "checkpoints/last.json",
+        "curves/precision_scope_test_vs_test.csv",
+        "curves/pr11_test_vs_train.csv",
+        "export/text_encoder.pt",
+        "export/image_encoder.pt",
+        "export/scorer.pt",
+        "export/manifest.json",
+        "export/vocab.txt",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f} in {}", run.display());
+    }
+    let tb: Vec<PathBuf> = std::fs::read_dir(run.join("tb")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(tb.iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents")));
+    // The saved config is the resolved one and rebuilds the same run.
+    assert_eq!(tgcn::run::RunDir::open(&run).unwrap().config().unwrap(), cfg);
+
+    let rows = read_csv_rows(&run.join("metrics.csv"));
+    for tag in [
+        "train/loss",
+        "train/lr",
+        "train/mean_pos",
+        "train/mean_neg",
+        "train/var_pos",
+        "train/var_neg",
+        "val/map_i2t",
+        "val/map_t2i",
+        "val/map_mean",
+        "perf/pairs_per_s",
+    ] {
+        assert!(rows.iter().any(|r| r[2] == tag), "metrics.csv lacks {tag}");
+    }
+
+    if let Some(py) = venv_python() {
+        // TensorBoard's own reader sees the same values as the CSV.
+        let out =
+            run_python(&py, &project_root().join("tests/python/read_events.py"), &[run.join("tb").to_str().unwrap()]);
+        let ev: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        for r in &rows {
+            let (step, tag, value): (u64, &str, f64) = (r[0].parse().unwrap(), &r[2], r[3].parse().unwrap());
+            let series = ev[tag].as_array().unwrap_or_else(|| panic!("TensorBoard lacks {tag}"));
+            let hit = series.iter().find(|p| p[0].as_u64() == Some(step)).unwrap_or_else(|| panic!("{tag}@{step}"));
+            let got = hit[1].as_f64().unwrap();
+            assert!((got - value).abs() <= 1e-6 * value.abs().max(1.0), "{tag}@{step}: {got} vs {value}");
+        }
+        // Python's torch.jit.load runs the export and matches Rust within 1e-5.
+        let out = run_python(
+            &py,
+            &project_root().join("tests/python/check_export.py"),
+            &[run.join("export").to_str().unwrap(), "1e-5"],
+        );
+        eprintln!("export check: {out}");
+    }
+
+    // `tgcn eval --run` reproduces the summary's test MAPs from the best checkpoint.
+    let out = tgcn_bin().args(["eval", "--run", run.to_str().unwrap()]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("{:.4}", s.test[0].map_all_mean())), "{stdout}");
+    // `tgcn export --run` rewrites the export in place.
+    let out = tgcn_bin().args(["export", "--run", run.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(run.join("export/manifest.json").is_file() && !run.join("export.partial").exists());
+}
+
+#[test]
+fn same_seed_gives_identical_metrics_and_separate_runs() {
+    // Separate processes, as a user reruns: libtorch's global RNG is per process, and
+    // tests in this binary run in parallel threads.
+    let root = temp_dir("e2e_repro");
+    let cfg = small_cfg(&["train.epochs=2", "train.pairs_per_epoch=1500", "export.enabled=false"]);
+    let cfg_path = root.join("small.yaml");
+    std::fs::write(&cfg_path, cfg.to_yaml().unwrap()).unwrap();
+    let train = || {
+        let out = tgcn_bin()
+            .args(["train", "--config", cfg_path.to_str().unwrap(), "--runs", root.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = stdout.lines().find(|l| l.starts_with("run folder: ")).unwrap().to_string();
+        PathBuf::from(line.trim_start_matches("run folder: "))
+    };
+    let (a, b) = (train(), train());
+    assert_ne!(a, b, "a second run never reuses the first one's folder");
+    let strip = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+        rows.into_iter().filter(|r| !r[2].starts_with("perf/")).collect()
+    };
+    let (ra, rb) = (strip(read_csv_rows(&a.join("metrics.csv"))), strip(read_csv_rows(&b.join("metrics.csv"))));
+    assert!(ra.len() > 10);
+    assert_eq!(ra, rb, "metrics differ between two runs with the same seed");
+    let test_of = |p: &Path| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p.join("summary.json")).unwrap()).unwrap()
+            ["test"]
+            .clone()
+    };
+    assert_eq!(test_of(&a), test_of(&b), "test MAPs differ between two runs with the same seed");
+}
+
+#[test]
+fn multilabel_in_batch_cosine_trains() {
+    let root = temp_dir("e2e_multilabel");
+    let cfg = small_cfg(&[
+        "data.synthetic.max_labels=3",
+        "train.pairs=in_batch",
+        "train.batch_size=64",
+        "train.epochs=10",
+        "train.lr=1e-2",
+        "model.scorer=cosine",
+        "export.enabled=false",
+    ]);
+    let s = tgcn::train::train(&cfg, &root).unwrap();
+    assert!(s.dataset.contains("multi-label"));
+    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    assert!(after > before + 0.1, "multi-label: trained {after:.4} vs untrained {before:.4}");
+}
+
+#[test]
+fn diverging_loss_stops_with_a_clear_error() {
+    let root = temp_dir("e2e_nan");
+    let cfg = small_cfg(&["train.lr=1e30", "train.lr_decay=1.0", "loss.l2=0"]);
+    let e = format!("{:#}", tgcn::train::train(&cfg, &root).unwrap_err());
+    assert!(e.contains("diverged") && (e.contains("NaN") || e.contains("inf")), "{e}");
+    // No half-written checkpoint is left behind.
+    let runs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(runs.len(), 1);
+    let ck: Vec<_> = std::fs::read_dir(runs[0].join("checkpoints")).unwrap().collect();
+    assert!(ck.iter().all(|e| !e.as_ref().unwrap().file_name().to_string_lossy().contains("partial")));
+}
+
+#[test]
+fn cli_bad_input_is_one_line_and_nonzero() {
+    for (args, needle) in [
+        (vec!["train", "--set", "train.lrr=1"], "train.lrr"),
+        (vec!["train", "--set", "train.epochs=abc"], "train.epochs"),
+        (vec!["train", "--set", "model.text.cheb=[{k: 0, filters: 1}]"], "model.text.cheb[0].k"),
+        (vec!["train", "--set", "graph.k=100000"], "graph.k"),
+        (vec!["train", "--set", "train.batch_size=100000"], "train.batch_size"),
+        (vec!["train", "--config", "/nonexistent/extra.yaml"], "/nonexistent/extra.yaml"),
+        (vec!["train", "--dataset", "nope"], "nope.yaml"),
+        (vec!["eval", "--run", "/nonexistent/run"], "/nonexistent/run"),
+    ] {
+        let runs = temp_dir("cli_bad_runs");
+        let out = tgcn_bin()
+            .args(&args)
+            .args(["--runs", runs.to_str().unwrap()].iter().filter(|_| args[0] == "train"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let last = err.lines().last().unwrap_or("");
+        assert!(last.starts_with("error: ") && last.contains(needle), "{args:?}: {err}");
+    }
+}

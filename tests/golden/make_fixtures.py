@@ -1,0 +1,65 @@
+"""Golden fixtures for the Laplacian and the Chebyshev layer, computed independently
+with numpy (float64) and dense torch ops. Run: `make fixtures` (writes tests/golden/*.json).
+
+The 6-word graph is small enough to check by hand: a path 0-1-2-3 plus a triangle
+3-4-5, one weighted edge, so degrees differ and the normalisation matters.
+"""
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent)
+rng = np.random.default_rng(20180205)
+
+n = 6
+edges = [(0, 1, 1.0), (1, 2, 1.0), (2, 3, 1.0), (3, 4, 1.0), (4, 5, 0.5), (3, 5, 1.0)]
+A = np.zeros((n, n))
+for i, j, w in edges:
+    A[i, j] = A[j, i] = w
+d = A.sum(1)
+Dm = np.diag(1.0 / np.sqrt(d))
+L = np.eye(n) - Dm @ A @ Dm
+lmax = float(np.linalg.eigvalsh(L).max())
+Lt_fixed = 2.0 * L / 2.0 - np.eye(n)
+Lt_eig = 2.0 * L / lmax - np.eye(n)
+
+def cheb_dense(Lt, x, weights, bias):
+    """x: [B, V, Fin]; weights: K x [Fout, Fin]; bias: [Fout] -> [B, V, Fout]."""
+    Lt = torch.tensor(Lt, dtype=torch.float64)
+    x = torch.tensor(x, dtype=torch.float64)
+    Ts = [x]
+    if len(weights) > 1:
+        Ts.append(torch.einsum("uv,bvf->buf", Lt, x))
+    for _ in range(2, len(weights)):
+        Ts.append(2 * torch.einsum("uv,bvf->buf", Lt, Ts[-1]) - Ts[-2])
+    y = sum(T @ torch.tensor(W, dtype=torch.float64).T for T, W in zip(Ts, weights))
+    return (y + torch.tensor(bias, dtype=torch.float64)).numpy()
+
+B, fin, fout = 2, 2, 3
+x = rng.normal(size=(B, n, fin))
+cheb = []
+for K in (1, 2, 3):
+    weights = [rng.normal(size=(fout, fin)) * 0.5 for _ in range(K)]
+    bias = rng.normal(size=(fout,))
+    y = cheb_dense(Lt_fixed, x, weights, bias)
+    cheb.append({"K": K, "weights": [w.ravel().tolist() for w in weights], "bias": bias.tolist(),
+                 "out": y.ravel().tolist()})
+
+fixture = {
+    "n": n, "edges": edges, "L": L.ravel().tolist(), "lambda_max": lmax,
+    "Lt_fixed": Lt_fixed.ravel().tolist(), "Lt_eig": Lt_eig.ravel().tolist(),
+    "x": x.ravel().tolist(), "x_shape": [B, n, fin], "f_out": fout, "cheb": cheb,
+}
+(out / "cheb6.json").write_text(json.dumps(fixture, indent=1) + "\n")
+
+# The global loss on fixed scores, computed with numpy (population variance).
+pos = np.array([0.9, 0.4, 0.7, 0.2])
+neg = np.array([0.3, -0.1, 0.5])
+lam, m = 0.35, 0.8
+loss = pos.var() + neg.var() + lam * max(0.0, m - (pos.mean() - neg.mean()))
+(out / "loss.json").write_text(json.dumps({"pos": pos.tolist(), "neg": neg.tolist(), "lambda": lam,
+                                          "margin": m, "loss": loss}, indent=1) + "\n")
+print(f"wrote {out}/cheb6.json and loss.json (lambda_max={lmax:.6f})")
