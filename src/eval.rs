@@ -9,7 +9,7 @@ use crate::map::{RankAccumulator, RankStats};
 use crate::model::Model;
 use crate::pipeline::{Prepared, SplitTensors};
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 /// Embeddings of a split: `text: [n, D]`, `image: [n, D]`, `labels: [n, C]`.
@@ -65,9 +65,9 @@ where
     Ok(acc.finish())
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retrieval {
-    pub protocol: &'static str,
+    pub protocol: String,
     pub i2t: RankStats,
     pub t2i: RankStats,
 }
@@ -103,7 +103,7 @@ pub fn retrieval(
         &db.labels,
         cfg,
     )?;
-    Ok(Retrieval { protocol, i2t, t2i })
+    Ok(Retrieval { protocol: protocol.to_string(), i2t, t2i })
 }
 
 /// Test queries under `protocol`: against the test set or against the train set.

@@ -14,6 +14,7 @@
 //! `config` types every setting; `pipeline` runs the data steps for train/eval/export;
 //! `run` owns the self-describing run folders.
 
+pub mod bench;
 pub mod cheb;
 pub mod config;
 pub mod dataset;
@@ -27,6 +28,7 @@ pub mod loss;
 pub mod map;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod pairs;
 pub mod pipeline;
 pub mod run;

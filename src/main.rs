@@ -33,6 +33,12 @@ enum Cmd {
         /// Print the resolved config and exit.
         #[arg(long)]
         dry_run: bool,
+        /// Continue an interrupted run folder from its last checkpoint (no other config flags).
+        #[arg(long, conflicts_with_all = ["extra", "sets", "dry_run"])]
+        resume: Option<PathBuf>,
+        /// Stop cleanly after this epoch; continue later with --resume.
+        #[arg(long)]
+        stop_after_epoch: Option<usize>,
     },
     /// Re-evaluate a finished run from its best checkpoint.
     Eval {
@@ -46,11 +52,25 @@ enum Cmd {
     },
     /// Print versions and the devices libtorch sees.
     Info,
+    /// Benchmark kNN search, the Chebyshev layer, a training step and ranking.
+    Bench {
+        /// cpu, cuda or auto.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Smaller sizes, for a smoke run.
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Train { dataset, configs, extra, sets, runs, dry_run } => {
+        Cmd::Train { dataset, configs, extra, sets, runs, dry_run, resume, stop_after_epoch } => {
+            let opts = tgcn::train::TrainOptions { stop_after_epoch };
+            if let Some(run) = resume {
+                tgcn::train::resume(&run, &opts)?;
+                return Ok(());
+            }
             let mut layers = vec![Layer::from_file(&dataset_config_path(&configs, &dataset)?)?];
             for p in &extra {
                 layers.push(Layer::from_file(p)?);
@@ -63,13 +83,18 @@ fn run() -> Result<()> {
                 print!("{}", cfg.to_yaml()?);
                 return Ok(());
             }
-            tgcn::train::train(&cfg, &runs)?;
+            tgcn::train::train(&cfg, &runs, &opts)?;
         }
         Cmd::Eval { run } => {
             tgcn::train::eval_run(&run)?;
         }
         Cmd::Export { run } => {
             tgcn::train::export_existing(&run)?;
+        }
+        Cmd::Bench { device, quick } => {
+            let choice: tgcn::config::DeviceChoice = serde_yaml::from_str(&device)
+                .map_err(|_| anyhow::anyhow!("--device must be auto, cpu or cuda, got {device:?}"))?;
+            print!("{}", tgcn::bench::run(tgcn::pipeline::resolve_device(choice)?, quick)?);
         }
         Cmd::Info => {
             println!("tgcn {}", env!("CARGO_PKG_VERSION"));

@@ -64,7 +64,7 @@ pub fn interpolated_pr11(rel: &[bool]) -> Option<[f64; 11]> {
 }
 
 /// Means of the ranking metrics over queries of one direction.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RankStats {
     pub queries: usize,
     pub map_all: f64,

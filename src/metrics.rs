@@ -21,6 +21,41 @@ impl MetricsLog {
         Ok(MetricsLog { tb: SummaryWriter::new(tb_dir), csv })
     }
 
+    /// Reopens a run's logs to continue after `epoch`: CSV rows of later epochs (logged
+    /// before an interruption, without a checkpoint) are dropped; TensorBoard gets a new
+    /// event file in the same folder, which it merges with the earlier ones.
+    pub fn resume(tb_dir: &Path, csv_path: &Path, epoch: usize) -> Result<MetricsLog> {
+        let mut reader =
+            csv::Reader::from_path(csv_path).with_context(|| format!("cannot read {}", csv_path.display()))?;
+        let mut kept = Vec::new();
+        for (i, rec) in reader.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: bad row {}", csv_path.display(), i + 2))?;
+            let e: usize = rec
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{}: bad epoch in row {}", csv_path.display(), i + 2))?;
+            if e <= epoch {
+                kept.push(rec);
+            }
+        }
+        let tmp = csv_path.with_extension("csv.tmp");
+        {
+            let mut w = csv::Writer::from_path(&tmp)?;
+            w.write_record(["step", "epoch", "metric", "value"])?;
+            for r in &kept {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+        }
+        std::fs::rename(&tmp, csv_path)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(csv_path)
+            .with_context(|| format!("cannot append to {}", csv_path.display()))?;
+        let csv = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        Ok(MetricsLog { tb: SummaryWriter::new(tb_dir), csv })
+    }
+
     pub fn scalar(&mut self, tag: &str, step: usize, epoch: usize, value: f64) -> Result<()> {
         self.tb.add_scalar(tag, value as f32, step);
         self.csv

@@ -64,26 +64,63 @@ impl RunDir {
     }
 }
 
-/// The JSON sidecar of a checkpoint.
+/// The JSON sidecar of a checkpoint. It is written last, and names the SHA-256 of the
+/// weights (and optimizer state), so a checkpoint interrupted mid-save is detected on load.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CheckpointMeta {
     pub epoch: usize,
     pub step: usize,
     /// Validation mean MAP@all at this epoch (None when not evaluated).
     pub val_map_mean: Option<f64>,
+    /// Best validation so far (epoch, mean MAP@all), for resuming.
+    pub best: Option<(usize, f64)>,
     pub config_hash: String,
+    pub weights_sha256: String,
+    /// SHA-256 of `<tag>.optim.safetensors`, when the optimizer state was saved.
+    pub optim_sha256: Option<String>,
 }
 
-pub fn save_checkpoint(vs: &VarStore, run: &RunDir, tag: &str, meta: &CheckpointMeta) -> Result<()> {
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Saves `<tag>.safetensors` (+ `<tag>.optim.safetensors`) and then the sidecar `<tag>.json`.
+pub fn save_checkpoint(
+    vs: &VarStore,
+    optim: Option<&crate::optim::Adam>,
+    run: &RunDir,
+    tag: &str,
+    meta: &mut CheckpointMeta,
+) -> Result<()> {
     let dir = run.join("checkpoints");
     let tmp = dir.join(format!("{tag}.partial.safetensors"));
     vs.save(&tmp).with_context(|| format!("cannot write checkpoint {}", tmp.display()))?;
-    write_json(&dir.join(format!("{tag}.json")), meta)?;
+    meta.weights_sha256 = sha256_file(&tmp)?;
     let dst = dir.join(format!("{tag}.safetensors"));
-    std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename checkpoint to {}", dst.display()))
+    std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename checkpoint to {}", dst.display()))?;
+    meta.optim_sha256 = match optim {
+        Some(o) => {
+            let tmp = dir.join(format!("{tag}.optim.partial.safetensors"));
+            o.save(&tmp)?;
+            let sha = sha256_file(&tmp)?;
+            std::fs::rename(&tmp, dir.join(format!("{tag}.optim.safetensors")))?;
+            Some(sha)
+        }
+        None => None,
+    };
+    write_json(&dir.join(format!("{tag}.json")), meta)
 }
 
-pub fn load_checkpoint(vs: &mut VarStore, run: &RunDir, tag: &str, config_hash: &str) -> Result<CheckpointMeta> {
+/// Loads `<tag>` into `vs` (and `optim`), after checking the config hash and checksums.
+pub fn load_checkpoint(
+    vs: &mut VarStore,
+    optim: Option<&mut crate::optim::Adam>,
+    run: &RunDir,
+    tag: &str,
+    config_hash: &str,
+) -> Result<CheckpointMeta> {
     let dir = run.join("checkpoints");
     let w = dir.join(format!("{tag}.safetensors"));
     let m = dir.join(format!("{tag}.json"));
@@ -98,7 +135,19 @@ pub fn load_checkpoint(vs: &mut VarStore, run: &RunDir, tag: &str, config_hash: 
         meta.config_hash,
         config_hash
     );
+    ensure!(
+        sha256_file(&w)? == meta.weights_sha256,
+        "checkpoint {} does not match its sidecar {} (interrupted while saving?)",
+        w.display(),
+        m.display()
+    );
     vs.load(&w).with_context(|| format!("cannot load checkpoint {}", w.display()))?;
+    if let Some(o) = optim {
+        let p = dir.join(format!("{tag}.optim.safetensors"));
+        let want = meta.optim_sha256.as_deref().with_context(|| format!("{} has no optimizer state", m.display()))?;
+        ensure!(sha256_file(&p)? == want, "{} does not match its sidecar (interrupted while saving?)", p.display());
+        o.load(&p)?;
+    }
     Ok(meta)
 }
 

@@ -15,10 +15,11 @@ use crate::export;
 use crate::loss::{global_loss, l2_penalty};
 use crate::metrics::MetricsLog;
 use crate::model::{model, Model};
+use crate::optim::Adam;
 use crate::pairs::sample_pairs;
 use crate::pipeline::{prepare, resolve_device, Prepared};
 use crate::run::{env_record, load_checkpoint, save_checkpoint, write_atomic, write_json, CheckpointMeta, RunDir};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -26,7 +27,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::nn::{self, Module, OptimizerConfig, VarStore};
+use tch::nn::{Module, VarStore};
 use tch::{Kind, Tensor};
 
 /// Rows encoded at once during evaluation.
@@ -154,48 +155,127 @@ fn log_retrieval(log: &mut MetricsLog, prefix: &str, r: &Retrieval, step: usize,
     log.scalar(&format!("{prefix}/map_mean"), step, epoch, r.map_all_mean())
 }
 
-/// Trains a run described by `cfg` under `runs_root`, returning its summary.
-pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
-    let mut rng = seed_everything(cfg.seed);
+/// How far to go in this process.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Stop cleanly after this epoch (resume later with `tgcn train --resume RUN`).
+    pub stop_after_epoch: Option<usize>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Finished(Box<Summary>),
+    /// Stopped after `epoch` by `stop_after_epoch`; the run folder can be resumed.
+    Paused {
+        run: PathBuf,
+        epoch: usize,
+    },
+}
+
+impl Outcome {
+    pub fn summary(self) -> Result<Summary> {
+        match self {
+            Outcome::Finished(s) => Ok(*s),
+            Outcome::Paused { run, epoch } => bail!("run {} paused after epoch {epoch}", run.display()),
+        }
+    }
+}
+
+/// Everything a training session holds, fresh or resumed.
+struct Session {
+    cfg: Config,
+    data: Prepared,
+    run: RunDir,
+    vs: VarStore,
+    m: Model,
+    opt: Adam,
+    log: MetricsLog,
+    hash: String,
+    /// Last finished epoch and optimizer steps so far.
+    epoch: usize,
+    step: usize,
+    best: Option<(usize, f64)>,
+}
+
+/// Per-epoch seeding: epoch e's pairs, shuffles and dropout masks depend only on
+/// (seed, e), so a resumed run draws exactly what an uninterrupted one would.
+fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
+    tch::manual_seed((seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(epoch as u64);
+    rng
+}
+
+/// Trains a new run described by `cfg` under `runs_root`.
+pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
     let data = prepare(cfg, device)?;
-    let synthetic = cfg.data.dataset == crate::config::DatasetKind::Synthetic;
-    eprintln!(
-        "{}{}",
-        data.summary(),
-        if synthetic { "\n  (SYNTHETIC data: numbers are not comparable to papers)" } else { "" }
-    );
+    eprintln!("{}{}", data.summary(), synthetic_note(cfg));
 
     let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
     eprintln!("run folder {}  device {device:?}  threads {}", run.path.display(), tch::get_num_threads());
     write_atomic(&run.join("config.yaml"), cfg.to_yaml()?.as_bytes())?;
     write_json(&run.join("env.json"), &env_record(cfg, device))?;
-    let hash = cfg.hash()?;
 
-    let (mut vs, m) = build_model(cfg, &data);
-    let mut opt = nn::Adam::default().build(&vs, cfg.train.lr)?;
+    let (vs, m) = build_model(cfg, &data);
+    let opt = Adam::new(&vs);
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
-
-    let untrained_test = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
+    let untrained = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
+    write_json(&run.join("untrained.json"), &untrained)?;
     let val0 = eval::evaluate_val(&m, &data, &cfg.eval, EVAL_BATCH)?;
     log_retrieval(&mut log, "val", &val0, 0, 0)?;
     eprintln!(
         "untrained: val mean MAP@all {:.4}, test mean MAP@all {:.4} ({})",
         val0.map_all_mean(),
-        untrained_test.map_all_mean(),
-        untrained_test.protocol
+        untrained.map_all_mean(),
+        untrained.protocol
     );
+    let hash = cfg.hash()?;
+    let s = Session { cfg: cfg.clone(), data, run, vs, m, opt, log, hash, epoch: 0, step: 0, best: None };
+    fit(s, opts)
+}
 
-    let mut step = 0usize;
-    let mut best: Option<(usize, f64)> = None;
-    let mut last_good: Option<usize> = None;
-    let mut total_pairs = 0usize;
-    let mut total_secs = 0.0f64;
+/// Continues an interrupted run from its last checkpoint (weights, optimizer, epoch).
+pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    let run = RunDir::open(run_dir)?;
+    let cfg = run.config()?;
+    seed_everything(cfg.seed);
+    let device = resolve_device(cfg.device)?;
+    let data = prepare(&cfg, device)?;
+    let (mut vs, m) = build_model(&cfg, &data);
+    let mut opt = Adam::new(&vs);
+    let hash = cfg.hash()?;
+    let meta = load_checkpoint(&mut vs, Some(&mut opt), &run, "last", &hash)?;
+    ensure!(
+        meta.epoch < cfg.train.epochs,
+        "run {} already finished its {} epochs",
+        run.path.display(),
+        cfg.train.epochs
+    );
+    eprintln!("resuming {} after epoch {} (step {})", run.path.display(), meta.epoch, meta.step);
+    let log = MetricsLog::resume(&run.join("tb"), &run.join("metrics.csv"), meta.epoch)?;
+    let s = Session { cfg, data, run, vs, m, opt, log, hash, epoch: meta.epoch, step: meta.step, best: meta.best };
+    fit(s, opts)
+}
+
+fn synthetic_note(cfg: &Config) -> &'static str {
+    if cfg.data.dataset == crate::config::DatasetKind::Synthetic {
+        "\n  (SYNTHETIC data: numbers are not comparable to papers)"
+    } else {
+        ""
+    }
+}
+
+fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
+    let cfg = s.cfg.clone();
+    let (data, m) = (&s.data, &s.m);
     let t_start = Instant::now();
-    for epoch in 1..=cfg.train.epochs {
+    let (mut total_pairs, mut total_secs) = (0usize, 0.0f64);
+    for epoch in s.epoch + 1..=cfg.train.epochs {
+        let mut rng = seed_epoch(cfg.seed, epoch);
         let lr = cfg.train.lr * cfg.train.lr_decay.powi(epoch as i32 - 1);
-        opt.set_lr(lr);
-        let batches = epoch_batches(cfg, &data, &mut rng)?;
+        let batches = epoch_batches(&cfg, data, &mut rng)?;
         let bar = ProgressBar::new(batches.len() as u64);
         bar.set_style(
             ProgressStyle::with_template("{prefix} [{bar:28}] {pos}/{len} {msg} [{elapsed}<{eta}]")
@@ -208,23 +288,23 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
             EpochStats { loss: 0.0, mean_pos: 0.0, mean_neg: 0.0, var_pos: 0.0, var_neg: 0.0, pairs: 0, seconds: 0.0 };
         let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
         for batch in &batches {
-            let (pos, neg, n_pairs) = batch_scores(&m, &data, batch);
+            let (pos, neg, n_pairs) = batch_scores(m, data, batch);
             let g = global_loss(&pos, &neg, cfg.loss.lambda, cfg.loss.margin);
             let total = if cfg.loss.l2 > 0.0 { &g.loss + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { g.loss };
             let value = total.double_value(&[]);
             if !value.is_finite() {
                 bar.abandon();
-                let keep = match last_good {
-                    Some(e) => format!(
+                let keep = match s.epoch {
+                    0 => "no epoch finished, so there is no checkpoint".to_string(),
+                    e => format!(
                         "the last good checkpoint is {} (epoch {e})",
-                        run.join("checkpoints/last.safetensors").display()
+                        s.run.join("checkpoints/last.safetensors").display()
                     ),
-                    None => "no epoch finished, so there is no checkpoint".to_string(),
                 };
-                bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", step + 1);
+                bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", s.step + 1);
             }
-            opt.backward_step(&total);
-            step += 1;
+            s.opt.backward_step(&total, lr);
+            s.step += 1;
             counted[0] += 1;
             st.loss += value;
             if let (Some(mp), Some(vp)) = (g.mean_pos, g.var_pos) {
@@ -252,6 +332,8 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
         total_secs += st.seconds;
         let c = |n: usize| n.max(1) as f64;
         let pairs_per_s = st.pairs as f64 / st.seconds.max(1e-9);
+        let step = s.step;
+        let log = &mut s.log;
         log.scalar("train/loss", step, epoch, st.loss / c(counted[0]))?;
         log.scalar("train/lr", step, epoch, lr)?;
         log.scalar("train/mean_pos", step, epoch, st.mean_pos / c(counted[1]))?;
@@ -260,7 +342,7 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
         log.scalar("train/var_neg", step, epoch, st.var_neg / c(counted[2]))?;
         let gap = st.mean_pos / c(counted[1]) - st.mean_neg / c(counted[2]);
         log.scalar("train/gap", step, epoch, gap)?;
-        if let Some(z) = graph_zero_fraction(&m, &data) {
+        if let Some(z) = graph_zero_fraction(m, data) {
             log.scalar("train/graph_zero_frac", step, epoch, z)?;
         }
         log.scalar("perf/pairs_per_s", step, epoch, pairs_per_s)?;
@@ -269,52 +351,68 @@ pub fn train(cfg: &Config, runs_root: &Path) -> Result<Summary> {
             st.loss / c(counted[0]),
             st.seconds
         );
-        let mut meta = CheckpointMeta { epoch, step, val_map_mean: None, config_hash: hash.clone() };
+        let mut meta = CheckpointMeta {
+            epoch,
+            step,
+            val_map_mean: None,
+            best: s.best,
+            config_hash: s.hash.clone(),
+            weights_sha256: String::new(),
+            optim_sha256: None,
+        };
         if epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs {
-            let val = eval::evaluate_val(&m, &data, &cfg.eval, EVAL_BATCH)?;
-            log_retrieval(&mut log, "val", &val, step, epoch)?;
+            let val = eval::evaluate_val(m, data, &cfg.eval, EVAL_BATCH)?;
+            log_retrieval(log, "val", &val, step, epoch)?;
             let score = val.map_all_mean();
             meta.val_map_mean = Some(score);
             line += &format!("  val MAP@all i2t {:.4} t2i {:.4} mean {score:.4}", val.i2t.map_all, val.t2i.map_all);
-            if best.is_none_or(|(_, b)| score > b) {
-                best = Some((epoch, score));
-                save_checkpoint(&vs, &run, "best", &meta)?;
+            if s.best.is_none_or(|(_, b)| score > b) {
+                s.best = Some((epoch, score));
+                meta.best = s.best;
+                save_checkpoint(&s.vs, None, &s.run, "best", &mut meta.clone())?;
                 line += "  *";
             }
         }
-        save_checkpoint(&vs, &run, "last", &meta)?;
-        last_good = Some(epoch);
+        save_checkpoint(&s.vs, Some(&s.opt), &s.run, "last", &mut meta)?;
+        s.epoch = epoch;
         log.flush()?;
         eprintln!("{line}");
+        if opts.stop_after_epoch == Some(epoch) && epoch < cfg.train.epochs {
+            eprintln!("paused after epoch {epoch}; continue with: tgcn train --resume {}", s.run.path.display());
+            return Ok(Outcome::Paused { run: s.run.path.clone(), epoch });
+        }
     }
     let train_seconds = t_start.elapsed().as_secs_f64();
-    let (best_epoch, best_val) = best.context("no validation ran")?;
-    load_checkpoint(&mut vs, &run, "best", &hash)?;
+    let (best_epoch, best_val) = s.best.context("no validation ran")?;
+    load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
 
-    let test = test_report(cfg, &m, &data, &run)?;
+    let test = test_report(&cfg, &s.m, &s.data, &s.run)?;
     for r in &test {
-        let tag = format!("test_{}", r.protocol);
-        log_retrieval(&mut log, &tag, r, step, cfg.train.epochs)?;
+        log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, cfg.train.epochs)?;
     }
-    log.flush()?;
+    s.log.flush()?;
+    let untrained: Retrieval = serde_json::from_str(
+        &std::fs::read_to_string(s.run.join("untrained.json")).context("cannot read untrained.json")?,
+    )?;
+    let synthetic = cfg.data.dataset == crate::config::DatasetKind::Synthetic;
     let summary = Summary {
-        dataset: data.dataset_name.clone(),
+        dataset: s.data.dataset_name.clone(),
         synthetic,
-        run: run.path.clone(),
+        run: s.run.path.clone(),
         best_epoch,
         best_val_map_mean: best_val,
         epochs: cfg.train.epochs,
         train_seconds,
         pairs_per_s: total_pairs as f64 / total_secs.max(1e-9),
-        untrained_test,
+        untrained_test: untrained,
         test,
     };
-    write_json(&run.join("summary.json"), &summary)?;
+    write_json(&s.run.join("summary.json"), &summary)?;
     if cfg.export.enabled {
-        export::export_run(cfg, &data, &vs, &run, &summary.test)?;
+        export::export_run(&cfg, &s.data, &s.vs, &s.run, &summary.test)?;
     }
     println!("{}", report_table(&summary.dataset, synthetic, &summary.test, Some(&summary)));
-    Ok(summary)
+    Ok(Outcome::Finished(Box::new(summary)))
 }
 
 /// Test retrieval under both protocols (the configured one first), with curves saved
@@ -396,7 +494,7 @@ pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     seed_everything(cfg.seed);
     let data = prepare(&cfg, resolve_device(cfg.device)?)?;
     let (mut vs, m) = build_model(&cfg, &data);
-    let meta = load_checkpoint(&mut vs, &run, "best", &cfg.hash()?)?;
+    let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
     eprintln!("loaded best checkpoint of epoch {} from {}", meta.epoch, run.path.display());
     let test = test_report(&cfg, &m, &data, &run)?;
     println!(
@@ -413,7 +511,7 @@ pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     seed_everything(cfg.seed);
     let data = prepare(&cfg, resolve_device(cfg.device)?)?;
     let (mut vs, m) = build_model(&cfg, &data);
-    load_checkpoint(&mut vs, &run, "best", &cfg.hash()?)?;
+    load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
     let test = test_report(&cfg, &m, &data, &run)?;
     export::export_run(&cfg, &data, &vs, &run, &test)
 }

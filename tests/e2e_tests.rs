@@ -47,7 +47,7 @@ fn tgcn_bin() -> Command {
 fn synthetic_end_to_end() {
     let root = temp_dir("e2e_runs");
     let cfg = small_cfg(&[]);
-    let s: Summary = tgcn::train::train(&cfg, &root).unwrap();
+    let s: Summary = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
     let run = s.run.clone();
 
     // Training beats the untrained model by a clear margin.
@@ -128,38 +128,55 @@ fn synthetic_end_to_end() {
     assert!(run.join("export/manifest.json").is_file() && !run.join("export.partial").exists());
 }
 
+/// Runs the binary with `args`, returns the run folder it printed.
+fn train_cli(args: &[&str]) -> PathBuf {
+    let out = tgcn_bin().args(args).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("run folder: ").or_else(|| l.strip_prefix("run folder ")))
+        .unwrap_or_else(|| panic!("no run folder in output:\n{text}"));
+    PathBuf::from(line.split_whitespace().next().unwrap())
+}
+
+fn metrics_without_perf(run: &Path) -> Vec<Vec<String>> {
+    read_csv_rows(&run.join("metrics.csv")).into_iter().filter(|r| !r[2].starts_with("perf/")).collect()
+}
+
+fn summary_test(run: &Path) -> serde_json::Value {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap();
+    s["test"].clone()
+}
+
 #[test]
-fn same_seed_gives_identical_metrics_and_separate_runs() {
+fn same_seed_gives_identical_metrics_and_resume_matches() {
     // Separate processes, as a user reruns: libtorch's global RNG is per process, and
     // tests in this binary run in parallel threads.
     let root = temp_dir("e2e_repro");
-    let cfg = small_cfg(&["train.epochs=2", "train.pairs_per_epoch=1500", "export.enabled=false"]);
+    let cfg = small_cfg(&["train.epochs=3", "train.pairs_per_epoch=1500", "export.enabled=false"]);
     let cfg_path = root.join("small.yaml");
     std::fs::write(&cfg_path, cfg.to_yaml().unwrap()).unwrap();
-    let train = || {
-        let out = tgcn_bin()
-            .args(["train", "--config", cfg_path.to_str().unwrap(), "--runs", root.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = stdout.lines().find(|l| l.starts_with("run folder: ")).unwrap().to_string();
-        PathBuf::from(line.trim_start_matches("run folder: "))
-    };
-    let (a, b) = (train(), train());
+    let base = ["train", "--config", cfg_path.to_str().unwrap(), "--runs", root.to_str().unwrap()];
+    let a = train_cli(&base);
+    let b = train_cli(&base);
     assert_ne!(a, b, "a second run never reuses the first one's folder");
-    let strip = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
-        rows.into_iter().filter(|r| !r[2].starts_with("perf/")).collect()
-    };
-    let (ra, rb) = (strip(read_csv_rows(&a.join("metrics.csv"))), strip(read_csv_rows(&b.join("metrics.csv"))));
+    let ra = metrics_without_perf(&a);
     assert!(ra.len() > 10);
-    assert_eq!(ra, rb, "metrics differ between two runs with the same seed");
-    let test_of = |p: &Path| -> serde_json::Value {
-        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(p.join("summary.json")).unwrap()).unwrap()
-            ["test"]
-            .clone()
-    };
-    assert_eq!(test_of(&a), test_of(&b), "test MAPs differ between two runs with the same seed");
+    assert_eq!(ra, metrics_without_perf(&b), "metrics differ between two runs with the same seed");
+    assert_eq!(summary_test(&a), summary_test(&b), "test MAPs differ between two runs with the same seed");
+
+    // Interrupted after epoch 1, then resumed: the same numbers as the uninterrupted run.
+    let c = train_cli(&[&base[..], &["--stop-after-epoch", "1"]].concat());
+    assert!(!c.join("summary.json").exists());
+    let c2 = train_cli(&["train", "--resume", c.to_str().unwrap()]);
+    assert_eq!(c, c2, "resume continues the same folder");
+    assert_eq!(metrics_without_perf(&c), ra, "resumed metrics differ from the uninterrupted run");
+    assert_eq!(summary_test(&c), summary_test(&a));
+    // A finished run cannot be resumed again.
+    let out = tgcn_bin().args(["train", "--resume", c.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already finished"));
 }
 
 #[test]
@@ -174,7 +191,7 @@ fn multilabel_in_batch_cosine_trains() {
         "model.scorer=cosine",
         "export.enabled=false",
     ]);
-    let s = tgcn::train::train(&cfg, &root).unwrap();
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
     assert!(s.dataset.contains("multi-label"));
     let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.1, "multi-label: trained {after:.4} vs untrained {before:.4}");
@@ -184,7 +201,7 @@ fn multilabel_in_batch_cosine_trains() {
 fn diverging_loss_stops_with_a_clear_error() {
     let root = temp_dir("e2e_nan");
     let cfg = small_cfg(&["train.lr=1e30", "train.lr_decay=1.0", "loss.l2=0"]);
-    let e = format!("{:#}", tgcn::train::train(&cfg, &root).unwrap_err());
+    let e = format!("{:#}", tgcn::train::train(&cfg, &root, &Default::default()).unwrap_err());
     assert!(e.contains("diverged") && (e.contains("NaN") || e.contains("inf")), "{e}");
     // No half-written checkpoint is left behind.
     let runs: Vec<PathBuf> = std::fs::read_dir(root.join("synthetic")).unwrap().map(|e| e.unwrap().path()).collect();
