@@ -39,7 +39,7 @@ test-slow: setup ## slow and real-data tests (../shared/data)
 
 lint: venv ## rustfmt and clippy, as CI runs them
 	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --all-targets -- -D warnings
 
 fixtures: venv ## regenerate the golden fixtures with numpy/torch
 	$(PY) tests/golden/make_fixtures.py tests/golden
