@@ -11,7 +11,7 @@ BIN := target/release/tgcn
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build train test test-slow lint fixtures tensorboard clean-venv
+.PHONY: help setup venv build train data test test-slow lint fixtures tensorboard clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ setup: build ## venv + release binary (idempotent)
 
 train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set train.epochs=2"
 	$(BIN) train --dataset $(DATASET) $(ARGS)
+
+data: setup ## validate and prepare DATASET: counts, vocabulary, graph, OOV rates
+	$(BIN) data --dataset $(DATASET) $(ARGS)
 
 test: setup ## the test suite (CPU only, a few minutes)
 	cargo test --release

@@ -31,6 +31,7 @@ pub mod model;
 pub mod optim;
 pub mod pairs;
 pub mod pipeline;
+pub mod report;
 pub mod run;
 pub mod synthetic;
 pub mod tokenize;

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tgcn::config::{dataset_config_path, Config, Layer};
 
 #[derive(Parser)]
@@ -52,6 +52,22 @@ enum Cmd {
     },
     /// Print versions and the devices libtorch sees.
     Info,
+    /// Validate and prepare a dataset: counts per split and class, vocabulary, graph, OOV.
+    Data {
+        #[arg(long, default_value = "synthetic")]
+        dataset: String,
+        #[arg(long, default_value = "configs")]
+        configs: PathBuf,
+        #[arg(long = "config")]
+        extra: Vec<PathBuf>,
+        #[arg(long = "set")]
+        sets: Vec<String>,
+    },
+    /// A markdown table of finished runs, mean ± std over seeds, grouped by run name.
+    Report {
+        /// Run folders (e.g. runs/eng-wiki/*).
+        runs: Vec<PathBuf>,
+    },
     /// Benchmark kNN search, the Chebyshev layer, a training step and ranking.
     Bench {
         /// cpu, cuda or auto.
@@ -63,6 +79,18 @@ enum Cmd {
     },
 }
 
+/// The layered config: `configs/<dataset>.yaml`, each `--config`, each `--set`.
+fn resolve(configs: &Path, dataset: &str, extra: &[PathBuf], sets: &[String]) -> Result<Config> {
+    let mut layers = vec![Layer::from_file(&dataset_config_path(configs, dataset)?)?];
+    for p in extra {
+        layers.push(Layer::from_file(p)?);
+    }
+    for s in sets {
+        layers.push(Layer::from_set(s)?);
+    }
+    Config::from_layers(&layers)
+}
+
 fn run() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Train { dataset, configs, extra, sets, runs, dry_run, resume, stop_after_epoch } => {
@@ -71,19 +99,21 @@ fn run() -> Result<()> {
                 tgcn::train::resume(&run, &opts)?;
                 return Ok(());
             }
-            let mut layers = vec![Layer::from_file(&dataset_config_path(&configs, &dataset)?)?];
-            for p in &extra {
-                layers.push(Layer::from_file(p)?);
-            }
-            for s in &sets {
-                layers.push(Layer::from_set(s)?);
-            }
-            let cfg = Config::from_layers(&layers)?;
+            let cfg = resolve(&configs, &dataset, &extra, &sets)?;
             if dry_run {
                 print!("{}", cfg.to_yaml()?);
                 return Ok(());
             }
             tgcn::train::train(&cfg, &runs, &opts)?;
+        }
+        Cmd::Data { dataset, configs, extra, sets } => {
+            let cfg = resolve(&configs, &dataset, &extra, &sets)?;
+            let device = tgcn::pipeline::resolve_device(cfg.device)?;
+            let data = tgcn::pipeline::prepare(&cfg, device)?;
+            println!("{}", data.summary());
+        }
+        Cmd::Report { runs } => {
+            print!("{}", tgcn::report::report(&runs)?);
         }
         Cmd::Eval { run } => {
             tgcn::train::eval_run(&run)?;
