@@ -49,6 +49,7 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
             groups.entry((s.dataset.clone(), cfg.name.clone(), t.protocol.clone())).or_default().push((
                 cfg.seed,
                 m,
+                t.i2t.k,
                 s.train_seconds,
             ));
         }
