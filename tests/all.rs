@@ -5,4 +5,5 @@ mod common;
 
 mod config_tests;
 mod map_tests;
+mod pascal_nus_tests;
 mod text_graph_tests;
