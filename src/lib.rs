@@ -14,26 +14,33 @@
 //! `config` types every setting; `pipeline` runs the data steps for train/eval/export;
 //! `run` owns the self-describing run folders.
 
-pub mod bench;
-pub mod cheb;
+// Data: dataset files -> common Dataset (one loader per layout).
 pub mod config;
 pub mod dataset;
-pub mod eval;
-pub mod export;
-pub mod features;
-pub mod graph;
-pub mod knn;
-pub mod laplacian;
-pub mod loss;
-pub mod map;
-pub mod metrics;
-pub mod model;
-pub mod optim;
-pub mod pairs;
-pub mod pipeline;
-pub mod report;
-pub mod run;
 pub mod synthetic;
+pub mod pascal;
+pub mod nus_wide;
+pub mod features;
 pub mod tokenize;
-pub mod train;
+// Text -> vocabulary/BoW -> word vectors -> kNN word graph -> Laplacian.
 pub mod vocab;
+pub mod knn;
+pub mod graph;
+pub mod laplacian;
+pub mod pipeline;
+// Model: Chebyshev text tower + image tower -> scorer.
+pub mod cheb;
+pub mod model;
+// Training: loss, pairs, optimizer, loop.
+pub mod loss;
+pub mod pairs;
+pub mod optim;
+pub mod train;
+// Evaluation, logging, runs, export.
+pub mod map;
+pub mod eval;
+pub mod metrics;
+pub mod run;
+pub mod export;
+pub mod report;
+pub mod bench;

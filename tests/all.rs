@@ -7,4 +7,5 @@ mod cheb_tests;
 mod config_tests;
 mod e2e_tests;
 mod map_tests;
+mod pascal_nus_tests;
 mod text_graph_tests;
