@@ -46,18 +46,28 @@ pub struct DataConfig {
     /// Generator settings; required when `dataset: synthetic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
+    /// Pascal Sentences layout; required when `dataset: pascal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pascal: Option<crate::pascal::PascalConfig>,
+    /// NUS-WIDE layout and subset; required when `dataset: nus-wide`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nus_wide: Option<crate::nus_wide::NusWideConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     Synthetic,
+    Pascal,
+    NusWide,
 }
 
 impl DatasetKind {
     pub fn name(self) -> &'static str {
         match self {
             DatasetKind::Synthetic => "synthetic",
+            DatasetKind::Pascal => "pascal",
+            DatasetKind::NusWide => "nus-wide",
         }
     }
 }
@@ -98,6 +108,13 @@ pub struct SyntheticConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TextConfig {
+    /// Tokenizer for raw texts: `en` (alphabetic, lowercase) or `zh` (jieba). Pre-tokenized
+    /// inputs (synthetic, Eng-Wiki `text_seqs`, NUS-WIDE tags) are taken as they are.
+    pub language: crate::tokenize::Language,
+    /// Drop English stop words (NLTK's list).
+    pub stop_words: bool,
+    /// Snowball (Porter 2) stemming for English.
+    pub stem: bool,
     /// Keep words seen at least this many times in the train split.
     pub min_freq: usize,
     /// Keep at most this many words (most frequent first); null keeps all.
@@ -433,6 +450,21 @@ impl Config {
             pos("data.synthetic.train", s.train)?;
             pos("data.synthetic.val", s.val)?;
             pos("data.synthetic.test", s.test)?;
+        }
+        let block = |present: bool, key: &str| {
+            ensure!(present, "`data.{key}` is required when `data.dataset` is {}", self.data.dataset.name());
+            Ok(())
+        };
+        match self.data.dataset {
+            DatasetKind::Synthetic => {}
+            DatasetKind::Pascal => {
+                block(self.data.pascal.is_some(), "pascal")?;
+                self.data.pascal.as_ref().unwrap().validate("data.pascal")?;
+            }
+            DatasetKind::NusWide => {
+                block(self.data.nus_wide.is_some(), "nus_wide")?;
+                self.data.nus_wide.as_ref().unwrap().validate("data.nus_wide")?;
+            }
         }
         pos("text.min_freq", self.text.min_freq)?;
         if let Some(m) = self.text.max_vocab {

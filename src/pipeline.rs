@@ -156,11 +156,23 @@ impl Prepared {
     }
 }
 
+pub fn tokenizer(cfg: &Config) -> crate::tokenize::Tokenizer {
+    crate::tokenize::Tokenizer::new(cfg.text.language, cfg.text.stop_words, cfg.text.stem)
+}
+
 pub fn load_dataset(cfg: &Config) -> Result<Dataset> {
     let ds = match cfg.data.dataset {
         DatasetKind::Synthetic => {
             let s = cfg.data.synthetic.as_ref().ok_or_else(|| anyhow!("`data.synthetic` is missing"))?;
             synthetic::generate(s, cfg.seed)
+        }
+        DatasetKind::Pascal => {
+            let p = cfg.data.pascal.as_ref().ok_or_else(|| anyhow!("`data.pascal` is missing"))?;
+            crate::pascal::load(p, &tokenizer(cfg), cfg.seed)?
+        }
+        DatasetKind::NusWide => {
+            let n = cfg.data.nus_wide.as_ref().ok_or_else(|| anyhow!("`data.nus_wide` is missing"))?;
+            crate::nus_wide::load(n, cfg.seed)?
         }
     };
     ds.validate()?;
