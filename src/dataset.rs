@@ -3,7 +3,19 @@
 //! matrix in item order, and the split lists item indices.
 
 use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+
+/// What a loader does with an item whose text or image features are missing (or whose
+/// text is empty after tokenizing).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Stop with an error that names the item and the file that lacks it.
+    Error,
+    /// Leave the item out; the loader counts and prints how many, by reason.
+    Skip,
+}
 
 /// One text–image pair: the text's tokens, the item's labels (one or more classes).
 #[derive(Debug, Clone, PartialEq)]

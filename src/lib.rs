@@ -18,6 +18,8 @@
 pub mod config;
 pub mod dataset;
 pub mod synthetic;
+pub mod mat5;
+pub mod listed;
 pub mod pascal;
 pub mod nus_wide;
 pub mod features;

@@ -51,15 +51,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// What a loader does with an item whose text or image features are missing.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnMissing {
-    /// Stop with an error that names the item and the file that lacks it.
-    Error,
-    /// Leave the item out; the loader counts and prints how many.
-    Skip,
-}
+pub use crate::dataset::OnMissing;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
