@@ -46,6 +46,9 @@ pub struct DataConfig {
     /// Generator settings; required when `dataset: synthetic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
+    /// The list-file layout of Eng-Wiki, TVGraz and Ch-Wiki; required for those datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed: Option<crate::listed::ListedConfig>,
     /// Pascal Sentences layout; required when `dataset: pascal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pascal: Option<crate::pascal::PascalConfig>,
@@ -58,16 +61,22 @@ pub struct DataConfig {
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
     Synthetic,
-    Pascal,
+    EngWiki,
     NusWide,
+    Pascal,
+    Tvgraz,
+    ChWiki,
 }
 
 impl DatasetKind {
     pub fn name(self) -> &'static str {
         match self {
             DatasetKind::Synthetic => "synthetic",
-            DatasetKind::Pascal => "pascal",
+            DatasetKind::EngWiki => "eng-wiki",
             DatasetKind::NusWide => "nus-wide",
+            DatasetKind::Pascal => "pascal",
+            DatasetKind::Tvgraz => "tvgraz",
+            DatasetKind::ChWiki => "ch-wiki",
         }
     }
 }
@@ -457,6 +466,10 @@ impl Config {
         };
         match self.data.dataset {
             DatasetKind::Synthetic => {}
+            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+                block(self.data.listed.is_some(), "listed")?;
+                self.data.listed.as_ref().unwrap().validate().context("`data.listed`")?;
+            }
             DatasetKind::Pascal => {
                 block(self.data.pascal.is_some(), "pascal")?;
                 self.data.pascal.as_ref().unwrap().validate("data.pascal")?;

@@ -166,6 +166,10 @@ pub fn load_dataset(cfg: &Config) -> Result<Dataset> {
             let s = cfg.data.synthetic.as_ref().ok_or_else(|| anyhow!("`data.synthetic` is missing"))?;
             synthetic::generate(s, cfg.seed)
         }
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            let l = cfg.data.listed.as_ref().ok_or_else(|| anyhow!("`data.listed` is missing"))?;
+            crate::listed::load(cfg.data.dataset.name(), l, &tokenizer(cfg), cfg.seed)?
+        }
         DatasetKind::Pascal => {
             let p = cfg.data.pascal.as_ref().ok_or_else(|| anyhow!("`data.pascal` is missing"))?;
             crate::pascal::load(p, &tokenizer(cfg), cfg.seed)?
