@@ -11,7 +11,7 @@ BIN := target/release/tgcn
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build train data test test-slow lint fixtures tensorboard clean-venv
+.PHONY: help setup venv build train data test test-slow lint fixtures plots tensorboard clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ lint: venv ## rustfmt and clippy, as CI runs them
 
 fixtures: venv ## regenerate the golden fixtures with numpy/torch
 	$(PY) tests/golden/make_fixtures.py tests/golden
+
+plots: venv ## PNG plots of runs: make plots RUNS="runs/synthetic/*" (writes RUN/plots/)
+	$(PY) notebooks/plot_runs.py $(RUNS)
 
 tensorboard: venv ## serve runs/ on http://localhost:6006
 	$(PY) -m tensorboard.main --logdir runs --port 6006
