@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 DATASET ?= synthetic
 ARGS ?=
+# Run folders for `make plots` (default: the latest run of DATASET).
+RUNS ?= $(lastword $(sort $(wildcard runs/$(DATASET)/2*)))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
