@@ -6,3 +6,4 @@ mod common;
 mod config_tests;
 mod map_tests;
 mod text_graph_tests;
+mod wordvec_tests;
