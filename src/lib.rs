@@ -26,6 +26,8 @@ pub mod features;
 pub mod tokenize;
 // Text -> vocabulary/BoW -> word vectors -> kNN word graph -> Laplacian.
 pub mod vocab;
+pub mod skipgram;
+pub mod wordvec;
 pub mod knn;
 pub mod graph;
 pub mod laplacian;

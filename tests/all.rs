@@ -10,3 +10,4 @@ mod listed_tests;
 mod map_tests;
 mod pascal_nus_tests;
 mod text_graph_tests;
+mod wordvec_tests;

@@ -1,0 +1,374 @@
+//! Word-vector files (each format against a fixture, errors naming file and line),
+//! source selection, skip-gram reproducibility and structure, and the real files.
+
+use crate::common::{project_root, shared_data, temp_dir};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use tch::Device;
+use tgcn::dataset::WordVectors;
+use tgcn::skipgram::{train_skipgram, SkipgramConfig};
+use tgcn::wordvec::{
+    detect_format, read_vectors, vectors_for, Coverage, VectorFormat, VectorSource, VectorsConfig, GLOVE6B50_PATH,
+};
+
+/// The fixture's words and vectors: exact in decimal and in float32.
+const WORDS: [&str; 3] = ["king", "queen", "naïve"];
+const VECS: [[f32; 3]; 3] = [[0.5, -1.25, 2.0], [0.25, 0.0, -3.5], [1e-3, 7.0, -0.125]];
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn text_rows(sep_end: &str) -> String {
+    WORDS.iter().zip(VECS).map(|(w, v)| format!("{w} {}{sep_end}", v.map(|x| x.to_string()).join(" "))).collect()
+}
+
+fn binary_fixture(newline_after: bool) -> Vec<u8> {
+    let mut b = b"3 3\n".to_vec();
+    for (w, v) in WORDS.iter().zip(VECS) {
+        b.extend_from_slice(w.as_bytes());
+        b.push(b' ');
+        v.iter().for_each(|x| b.extend_from_slice(&x.to_le_bytes()));
+        if newline_after {
+            b.push(b'\n');
+        }
+    }
+    b
+}
+
+fn assert_fixture(wv: &WordVectors, what: &str) {
+    assert_eq!(wv.dim, 3, "{what}");
+    assert_eq!(wv.words, WORDS.map(String::from), "{what}");
+    assert_eq!(wv.data, VECS.concat(), "{what}");
+}
+
+fn err_text(r: anyhow::Result<WordVectors>) -> String {
+    format!("{:#}", r.expect_err("expected an error"))
+}
+
+#[test]
+fn each_format_reads_back_its_fixture() {
+    let dir = temp_dir("wordvec_formats");
+    let w2v = write(&dir, "w.txt", format!("3 3\n{}", text_rows("\n")).as_bytes());
+    let glove = write(&dir, "g.txt", text_rows("\n").as_bytes());
+    // fastText: trailing space before the newline; here also CRLF line ends.
+    let ft = write(&dir, "f.vec", format!("3 3 \r\n{}", text_rows(" \r\n")).as_bytes());
+    let bin = write(&dir, "w.bin", &binary_fixture(true));
+    let bin_bare = write(&dir, "bare.w2v", &binary_fixture(false));
+    let cases = [
+        (&w2v, VectorFormat::Word2vecText),
+        (&glove, VectorFormat::GloveText),
+        (&ft, VectorFormat::FasttextVec),
+        (&bin, VectorFormat::Word2vecBinary),
+        (&bin_bare, VectorFormat::Word2vecBinary),
+    ];
+    for (path, format) in cases {
+        let what = format!("{} as {format:?}", path.display());
+        assert_fixture(&read_vectors(path, format, None).unwrap(), &what);
+        // Detection: fastText .vec reads as word2vec text, the same layout.
+        let want = if format == VectorFormat::FasttextVec { VectorFormat::Word2vecText } else { format };
+        assert_eq!(detect_format(path).unwrap(), want, "{what}");
+        let keep: HashSet<String> = ["naïve", "queen", "absent"].map(String::from).into();
+        let wv = read_vectors(path, format, Some(&keep)).unwrap();
+        assert_eq!(wv.words, ["queen", "naïve"], "{what}: file order, only kept words");
+        assert_eq!(wv.data, [VECS[1], VECS[2]].concat(), "{what}");
+    }
+}
+
+#[test]
+fn glove_words_with_spaces_and_duplicates() {
+    let dir = temp_dir("wordvec_glove_spaces");
+    let p = write(&dir, "g.txt", b"a 1 2\n. . . 3 4\na 5 6\n\nb 7 8\n");
+    let wv = read_vectors(&p, VectorFormat::GloveText, None).unwrap();
+    assert_eq!(wv.words, ["a", ". . .", "b"], "the first `a` wins, the blank line is skipped");
+    assert_eq!(wv.data, [1.0, 2.0, 3.0, 4.0, 7.0, 8.0]);
+}
+
+#[test]
+fn malformed_lines_name_file_and_line() {
+    let dir = temp_dir("wordvec_errors");
+    let bad_number = write(&dir, "bad.vec", b"2 3\nking 0.5 -1.25 2\nqueen 0.25 x1 -3.5\n");
+    let e = err_text(read_vectors(&bad_number, VectorFormat::Word2vecText, None));
+    assert!(e.contains("bad.vec:3") && e.contains("queen") && e.contains("x1"), "{e}");
+
+    let short = write(&dir, "short.vec", b"2 3\nking 0.5 -1.25 2\nqueen 0.25 -3.5\n");
+    let e = err_text(read_vectors(&short, VectorFormat::FasttextVec, None));
+    assert!(e.contains("short.vec:3") && e.contains("2 values, expected 3"), "{e}");
+    // Even a word that is not kept must have the right number of values.
+    let keep: HashSet<String> = ["king".to_string()].into();
+    assert!(read_vectors(&short, VectorFormat::Word2vecText, Some(&keep)).is_err());
+
+    let long = write(&dir, "long.txt", b"king 0.5 -1.25 2\nqueen 0.25 0 -3.5 9\n");
+    let e = err_text(read_vectors(&long, VectorFormat::GloveText, None));
+    assert!(e.contains("long.txt:2") && e.contains("4 values, expected 3"), "{e}");
+
+    let nan = write(&dir, "nan.txt", b"king 0.5 NaN 2\n");
+    let e = err_text(read_vectors(&nan, VectorFormat::GloveText, None));
+    assert!(e.contains("nan.txt:1") && e.contains("NaN"), "{e}");
+
+    let truncated = write(&dir, "trunc.vec", b"3 3\nking 0.5 -1.25 2\n");
+    let e = err_text(read_vectors(&truncated, VectorFormat::Word2vecText, None));
+    assert!(e.contains("trunc.vec") && e.contains("announces 3 words but 1"), "{e}");
+
+    let no_header = write(&dir, "nohead.vec", text_rows("\n").as_bytes());
+    let e = err_text(read_vectors(&no_header, VectorFormat::Word2vecText, None));
+    assert!(e.contains("nohead.vec:1") && e.contains("glove_text"), "{e}");
+    let header_as_glove = write(&dir, "head.txt", format!("3 3\n{}", text_rows("\n")).as_bytes());
+    let e = err_text(read_vectors(&header_as_glove, VectorFormat::GloveText, None));
+    assert!(e.contains("head.txt:1") && e.contains("word2vec_text"), "{e}");
+
+    let mut cut = binary_fixture(true);
+    cut.truncate(cut.len() - 6);
+    let cut = write(&dir, "cut.bin", &cut);
+    let e = err_text(read_vectors(&cut, VectorFormat::Word2vecBinary, None));
+    assert!(e.contains("cut.bin") && e.contains("record 3 of 3") && e.contains("end of file"), "{e}");
+
+    let missing = dir.join("absent.vec");
+    let e = err_text(read_vectors(&missing, VectorFormat::Word2vecText, None));
+    assert!(e.contains("absent.vec"), "{e}");
+}
+
+fn words(ws: &[&str]) -> Vec<String> {
+    ws.iter().map(|w| w.to_string()).collect()
+}
+
+#[test]
+fn vectors_for_picks_the_source_and_reports_coverage() {
+    let dir = temp_dir("wordvec_sources");
+    let path = write(&dir, "w.vec", format!("3 3\n{}", text_rows("\n")).as_bytes());
+    let vocab = words(&["naïve", "rook", "king"]);
+    let cfg = VectorsConfig { source: VectorSource::File, path: Some(path.clone()), ..VectorsConfig::default() };
+    let wv = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap();
+    assert_eq!(wv.words, ["naïve", "king"], "vocabulary order, only words with a vector");
+    assert_eq!(wv.data, [VECS[2], VECS[0]].concat());
+    let cov = Coverage::of(&vocab, &wv);
+    assert_eq!((cov.words, cov.found, cov.missing.clone()), (3, 2, words(&["rook"])));
+    assert!(cov.to_string().contains("2 of 3 words") && cov.to_string().contains("rook"), "{cov}");
+
+    let shipped = WordVectors { words: words(&["king", "rook"]), dim: 2, data: vec![1.0, 2.0, 3.0, 4.0] };
+    let cfg = VectorsConfig::default();
+    assert_eq!(cfg.source, VectorSource::Dataset);
+    let wv = vectors_for(&cfg, &vocab, &[], Some(&shipped), 0, Device::Cpu).unwrap();
+    assert_eq!((wv.words.clone(), wv.data.clone()), (words(&["rook", "king"]), vec![3.0, 4.0, 1.0, 2.0]));
+    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    assert!(format!("{e:#}").contains("ships no word vectors"), "{e:#}");
+
+    let cfg = VectorsConfig { source: VectorSource::File, ..VectorsConfig::default() };
+    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    assert!(format!("{e:#}").contains("`vectors.path` is required"), "{e:#}");
+    let cfg = VectorsConfig { source: VectorSource::Skipgram, path: Some(path), ..VectorsConfig::default() };
+    assert!(cfg.validate().is_err(), "a path that skip-gram would ignore is an error");
+    let cfg = VectorsConfig {
+        source: VectorSource::Glove6b50,
+        path: Some(dir.join("missing.bin")),
+        ..VectorsConfig::default()
+    };
+    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    assert!(format!("{e:#}").contains("make glove"), "{e:#}");
+}
+
+#[test]
+fn vectors_config_yaml_is_strict_snake_case() {
+    let cfg: VectorsConfig = serde_yaml::from_str(
+        "source: file\npath: a.vec\nformat: fasttext_vec\nskipgram: {dim: 8, window: 2, negatives: 3, epochs: 1, \
+         lr: 0.05, min_count: 2, sample: 0.0, batch: 64}\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.format, Some(VectorFormat::FasttextVec));
+    assert_eq!((cfg.skipgram.dim, cfg.skipgram.min_count), (8, 2));
+    let back: VectorsConfig = serde_yaml::from_str(&serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(back, cfg);
+    let cfg: VectorsConfig = serde_yaml::from_str("source: glove6b50").unwrap();
+    assert_eq!(cfg.skipgram, SkipgramConfig::default(), "the skipgram block may be left out");
+    for bad in ["source: glove", "source: file\nformat: word2vec", "source: skipgram\nskipgram: {dims: 3}"] {
+        assert!(serde_yaml::from_str::<VectorsConfig>(bad).is_err(), "{bad:?} must not parse");
+    }
+    let mut cfg = VectorsConfig { source: VectorSource::Skipgram, ..VectorsConfig::default() };
+    cfg.skipgram.window = 0;
+    let e = cfg.validate().unwrap_err();
+    assert!(e.to_string().contains("vectors.skipgram.window"), "{e}");
+}
+
+/// A corpus with clear structure: 4 topics of 6 words; each text draws from one topic.
+fn topic_corpus(seed: u64) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let topics: Vec<Vec<String>> = (0..4).map(|t| (0..6).map(|w| format!("t{t}w{w}")).collect()).collect();
+    let texts = (0..300)
+        .map(|i| {
+            let t = &topics[i % 4];
+            (0..12).map(|_| t[rng.gen_range(0..t.len())].clone()).collect()
+        })
+        .collect();
+    (topics, texts)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let n = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    (dot / (n(a) * n(b))) as f64
+}
+
+fn small_cfg() -> SkipgramConfig {
+    SkipgramConfig { dim: 16, window: 3, epochs: 5, batch: 256, sample: 0.0, ..SkipgramConfig::default() }
+}
+
+#[test]
+fn skipgram_is_reproducible_with_a_seed() {
+    let (_, texts) = topic_corpus(1);
+    let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
+    let cfg = SkipgramConfig { epochs: 2, sample: 1e-2, ..small_cfg() };
+    let a = train_skipgram(&refs, &cfg, 7, Device::Cpu).unwrap();
+    let b = train_skipgram(&refs, &cfg, 7, Device::Cpu).unwrap();
+    assert_eq!(a.words, b.words);
+    assert!(a.data == b.data, "same seed, different vectors");
+    let c = train_skipgram(&refs, &cfg, 8, Device::Cpu).unwrap();
+    assert!(a.data != c.data, "another seed gave the same vectors");
+    assert_eq!((a.words.len(), a.dim, a.data.len()), (24, 16, 24 * 16));
+    assert!(a.data.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn skipgram_places_cooccurring_words_closer() {
+    let (topics, texts) = topic_corpus(2);
+    let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
+    let wv = train_skipgram(&refs, &small_cfg(), 3, Device::Cpu).unwrap();
+    let idx = wv.index();
+    let row = |w: &String| wv.row(idx[w.as_str()]);
+    let (mut same, mut cross) = (Vec::new(), Vec::new());
+    for (ti, t) in topics.iter().enumerate() {
+        for (i, a) in t.iter().enumerate() {
+            for b in &t[i + 1..] {
+                same.push(cosine(row(a), row(b)));
+            }
+            for u in &topics[ti + 1..] {
+                for b in u {
+                    cross.push(cosine(row(a), row(b)));
+                }
+            }
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (s, c) = (mean(&same), mean(&cross));
+    println!("mean cosine: co-occurring {s:.3}, across topics {c:.3}");
+    assert!(s > c + 0.3, "co-occurring pairs {s:.3} are not clearly closer than others {c:.3}");
+}
+
+#[test]
+fn skipgram_rejects_bad_input() {
+    let one = vec!["a".to_string(); 5];
+    let e = train_skipgram(&[one.as_slice()], &small_cfg(), 0, Device::Cpu).unwrap_err();
+    assert!(e.to_string().contains("at least 2 distinct words"), "{e}");
+    let cfg = SkipgramConfig { lr: 0.0, ..small_cfg() };
+    assert!(train_skipgram(&[one.as_slice()], &cfg, 0, Device::Cpu).is_err());
+}
+
+#[test]
+fn nus_wide_tag_vectors_read_as_300d() {
+    let Some(root) = shared_data("nus-wide") else { return };
+    let tags_text = std::fs::read_to_string(root.join("TagList1k.txt")).unwrap();
+    // CRLF lines: `lines()` strips the '\n', the '\r' must go too.
+    let tags: Vec<String> = tags_text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    assert_eq!(tags.len(), 1000);
+    assert!(tags.iter().all(|t| !t.is_empty() && !t.contains(char::is_whitespace)));
+    let path = root.join("TagList1k.glove300.vec");
+    assert_eq!(detect_format(&path).unwrap(), VectorFormat::Word2vecText);
+    let keep: HashSet<String> = tags.iter().cloned().collect();
+    let wv = read_vectors(&path, VectorFormat::Word2vecText, Some(&keep)).unwrap();
+    let cov = Coverage::of(&tags, &wv);
+    println!("NUS-WIDE TagList1k: {cov}");
+    assert_eq!(wv.dim, 300);
+    assert_eq!(wv.data.len(), wv.words.len() * 300);
+    assert!(cov.found >= 900, "only {cov}");
+    assert!((0..wv.words.len()).all(|i| wv.row(i).iter().any(|&x| x != 0.0)), "an all-zero vector");
+}
+
+/// The converted GloVe file of `make glove`, when present: the first values of "the" are
+/// Stanford's glove.6B.50d.txt ones.
+#[test]
+fn glove6b50_file_when_converted() {
+    let path = project_root().join(GLOVE6B50_PATH);
+    if !path.exists() {
+        eprintln!("SKIP: {} is absent (run `make glove`)", path.display());
+        return;
+    }
+    // "sandberger" is the last of the 400000 rows.
+    let vocab = words(&["the", "king", "queen", "notawordinglove", "sandberger"]);
+    let cfg = VectorsConfig { source: VectorSource::Glove6b50, path: Some(path), ..VectorsConfig::default() };
+    let t0 = std::time::Instant::now();
+    let wv = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap();
+    println!("read 5 of 400000 GloVe words in {:.2}s", t0.elapsed().as_secs_f64());
+    assert_eq!((wv.words.len(), wv.dim), (4, 50));
+    assert_eq!(wv.words[3], "sandberger");
+    assert_eq!(&wv.row(0)[..3], &[0.418, 0.24968, -0.41242]);
+    let (king, queen, the) = (wv.row(1), wv.row(2), wv.row(0));
+    assert!(cosine(king, queen) > cosine(king, the), "king is not closer to queen than to `the`");
+}
+
+/// The conversion script on a tiny stand-in for the package's files (needs the venv's
+/// numpy and pyarrow).
+#[test]
+fn glove_script_converts_npy_and_parquet() {
+    let Some(py) = crate::common::venv_python() else { return };
+    let dir = temp_dir("wordvec_glove_script");
+    let make = "import sys, numpy as np, pyarrow as pa, pyarrow.parquet as pq\n\
+        d = sys.argv[1]\n\
+        np.save(d + '/glove_6B_50d_emb.npy', np.array([[0.5, -1.25], [2.0, 1e-3], [3.0, -0.125]], dtype=np.float32))\n\
+        pq.write_table(pa.table({'index': ['the', 'naïve', ',']}), d + '/glove_6B_index.parquet')\n";
+    let out = std::process::Command::new(&py).args(["-c", make, dir.to_str().unwrap()]).output().unwrap();
+    if !out.status.success() {
+        eprintln!("SKIP: the venv lacks numpy or pyarrow: {}", String::from_utf8_lossy(&out.stderr));
+        return;
+    }
+    let bin = dir.join("out.bin");
+    let script = project_root().join("scripts/glove_to_vec.py");
+    crate::common::run_python(&py, &script, &[bin.to_str().unwrap(), "--root", dir.to_str().unwrap()]);
+    let wv = read_vectors(&bin, VectorFormat::Word2vecBinary, None).unwrap();
+    assert_eq!(wv.words, ["the", "naïve", ","]);
+    assert_eq!((wv.dim, wv.data.clone()), (2, vec![0.5, -1.25, 2.0, 1e-3, 3.0, -0.125]));
+    assert_eq!(detect_format(&bin).unwrap(), VectorFormat::Word2vecBinary);
+}
+
+fn eng_wiki_train_texts() -> Option<Vec<Vec<String>>> {
+    let root = shared_data("eng-wiki")?;
+    let list = std::fs::read_to_string(root.join("trainset_txt_img_cat.list")).unwrap();
+    let mut texts = Vec::new();
+    for line in list.lines() {
+        let id = line.split('\t').next().unwrap().trim();
+        let path = root.join("text_seqs").join(format!("{id}.xml"));
+        let bytes = std::fs::read(&path).unwrap();
+        // One sentence per line, then a TAB and the class id.
+        let toks = String::from_utf8_lossy(&bytes)
+            .lines()
+            .flat_map(|l| l.split('\t').next().unwrap_or("").split_whitespace().map(str::to_lowercase))
+            .collect::<Vec<_>>();
+        texts.push(toks);
+    }
+    Some(texts)
+}
+
+/// The authors' recipe on Eng-Wiki's train split; prints the speed (tokens/s) and a few
+/// neighbours, and checks that related words are closer than unrelated ones.
+#[test]
+#[ignore = "real data, about a minute on 2 cores"]
+fn skipgram_on_eng_wiki() {
+    let Some(texts) = eng_wiki_train_texts() else { return };
+    let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
+    let wv = train_skipgram(&refs, &SkipgramConfig::default(), 1, Device::Cpu).unwrap();
+    let idx = wv.index();
+    let cos = |a: &str, b: &str| cosine(wv.row(idx[a]), wv.row(idx[b]));
+    for q in ["football", "music", "king", "species"] {
+        let mut s: Vec<(f64, &str)> =
+            wv.words.iter().filter(|w| w.as_str() != q).map(|w| (cos(q, w), w.as_str())).collect();
+        s.sort_by(|x, y| y.0.total_cmp(&x.0));
+        println!("{q}: {:?}", &s[..6]);
+    }
+    let related = [("football", "basketball"), ("king", "throne"), ("music", "guitar"), ("species", "fauna")];
+    let unrelated = [("football", "throne"), ("king", "guitar"), ("music", "fauna"), ("species", "basketball")];
+    let mean = |p: &[(&str, &str)]| p.iter().map(|(a, b)| cos(a, b)).sum::<f64>() / p.len() as f64;
+    let (r, u) = (mean(&related), mean(&unrelated));
+    println!("mean cosine: related {r:.3}, unrelated {u:.3}");
+    assert!(r > u + 0.1, "related {r:.3} vs unrelated {u:.3}");
+}
