@@ -21,6 +21,8 @@ pub struct Config {
     pub device: DeviceChoice,
     pub data: DataConfig,
     pub text: TextConfig,
+    /// Word vectors for the graph: shipped by the dataset, a file, GloVe 6B 50-d, or skip-gram.
+    pub vectors: crate::wordvec::VectorsConfig,
     pub graph: GraphConfig,
     pub model: ModelConfig,
     pub loss: LossConfig,
@@ -139,6 +141,9 @@ pub struct GraphConfig {
     /// Keep A_ii = 1, as the authors' code does.
     pub self_loops: bool,
     pub lambda_max: LambdaMax,
+    /// Vocabulary words without a vector: dropped from the vocabulary, or kept as
+    /// isolated vertices (their counts still reach the text tower).
+    pub missing_vectors: MissingVectors,
     /// Rows per chunk of the kNN similarity product (bounds memory at chunk × vocab).
     pub knn_chunk: usize,
 }
@@ -148,6 +153,13 @@ pub struct GraphConfig {
 pub enum EdgeWeighting {
     Binary,
     Gaussian,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingVectors {
+    Drop,
+    Isolate,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -483,6 +495,7 @@ impl Config {
         if let Some(m) = self.text.max_vocab {
             pos("text.max_vocab", m)?;
         }
+        self.vectors.validate()?;
         pos("graph.k", self.graph.k)?;
         pos("graph.knn_chunk", self.graph.knn_chunk)?;
         if self.model.text.kind == TextKind::Gcn {

@@ -109,7 +109,7 @@ fn run() -> Result<()> {
         Cmd::Data { dataset, configs, extra, sets } => {
             let cfg = resolve(&configs, &dataset, &extra, &sets)?;
             let device = tgcn::pipeline::resolve_device(cfg.device)?;
-            let data = tgcn::pipeline::prepare(&cfg, device)?;
+            let data = tgcn::pipeline::prepare(&cfg, device, Some(Path::new("runs/cache")))?;
             println!("{}", data.summary());
         }
         Cmd::Report { runs } => {

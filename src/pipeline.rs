@@ -3,14 +3,15 @@
 //! features, all as tensors on the training device. Rebuilding from a run's saved
 //! config gives the same vocabulary, graph and splits (everything is seeded).
 
-use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm};
+use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm, MissingVectors};
 use crate::dataset::{Dataset, Split};
 use crate::graph::{Graph, GraphStats};
 use crate::knn::cosine_knn;
 use crate::laplacian::{rescaled_laplacian, Coo};
 use crate::synthetic;
 use crate::vocab::Vocab;
-use anyhow::{anyhow, bail, ensure, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
@@ -98,6 +99,8 @@ pub struct Prepared {
     pub vocab: Vocab,
     /// Vocabulary words dropped because they had no vector.
     pub dropped_no_vector: usize,
+    /// Vocabulary words kept as isolated vertices because they had no vector.
+    pub isolated_no_vector: usize,
     pub graph: GraphStats,
     pub laplacian: Coo,
     pub lambda_max: f64,
@@ -140,9 +143,10 @@ impl Prepared {
         }
         let g = &self.graph;
         s += &format!(
-            "  vocabulary {} words ({} dropped without a vector)\n  graph {} undirected edges, {} self-loops, degree min {} / mean {:.1} / max {}, {} isolated; λmax {:.4}, L̃ nnz {}",
+            "  vocabulary {} words ({} dropped, {} isolated for lack of a vector)\n  graph {} undirected edges, {} self-loops, degree min {} / mean {:.1} / max {}, {} isolated; λmax {:.4}, L̃ nnz {}",
             self.vocab.len(),
             self.dropped_no_vector,
+            self.isolated_no_vector,
             g.undirected_edges,
             g.self_loops,
             g.degree_min,
@@ -183,33 +187,122 @@ pub fn load_dataset(cfg: &Config) -> Result<Dataset> {
     Ok(ds)
 }
 
-pub fn prepare(cfg: &Config, device: Device) -> Result<Prepared> {
-    let ds = load_dataset(cfg)?;
-    let train_texts = ds.train.iter().map(|&i| ds.items[i].tokens.as_slice());
-    let vocab = Vocab::fit(train_texts, cfg.text.min_freq, cfg.text.max_vocab);
+/// The cached part of preparation: vocabulary and word graph (their inputs are the train
+/// tokens and the text/vectors/graph settings; word vectors and kNN are the slow steps).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TextGraph {
+    pub words: Vec<String>,
+    pub counts: Vec<usize>,
+    /// Graph entries (i, j, w) over vocabulary indices, symmetric.
+    pub entries: Vec<(usize, usize, f32)>,
+    /// Vocabulary words without a vector: dropped, or kept as isolated vertices.
+    pub without_vector: usize,
+    pub vector_dim: usize,
+}
+
+/// A hex key over everything the text graph depends on.
+fn cache_key(cfg: &Config, ds: &Dataset) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"tgcn-text-graph-v1\0");
+    h.update(serde_yaml::to_string(&(&cfg.text, &cfg.vectors, &cfg.graph, cfg.seed))?.as_bytes());
+    for &i in &ds.train {
+        for t in &ds.items[i].tokens {
+            h.update(t.as_bytes());
+            h.update(b" ");
+        }
+        h.update(b"\n");
+    }
+    if let Some(wv) = &ds.word_vectors {
+        h.update(wv.words.join(" ").as_bytes());
+        h.update(wv.data.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    Ok(h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
+}
+
+fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGraph> {
+    let train_texts: Vec<&[String]> = ds.train.iter().map(|&i| ds.items[i].tokens.as_slice()).collect();
+    let vocab = Vocab::fit(train_texts.iter().copied(), cfg.text.min_freq, cfg.text.max_vocab);
     ensure!(
         !vocab.is_empty(),
         "the vocabulary is empty: no train word occurs `text.min_freq` = {} times",
         cfg.text.min_freq
     );
+    let wv = crate::wordvec::vectors_for(
+        &cfg.vectors,
+        &vocab.words,
+        &train_texts,
+        ds.word_vectors.as_ref(),
+        cfg.seed,
+        device,
+    )?;
+    let coverage = crate::wordvec::Coverage::of(&vocab.words, &wv);
+    eprintln!("word vectors ({}): {coverage}", cfg.vectors.source.name());
+    let idx = wv.index();
+    let has: Vec<bool> = vocab.words.iter().map(|w| idx.contains_key(w.as_str())).collect();
+    let without = has.iter().filter(|&&h| !h).count();
+    let vocab = match cfg.graph.missing_vectors {
+        MissingVectors::Drop if without > 0 => vocab.retain(&has),
+        _ => vocab,
+    };
+    // Vertices with a vector take part in the kNN search; the rest stay isolated.
+    let with: Vec<usize> = (0..vocab.len()).filter(|&i| idx.contains_key(vocab.words[i].as_str())).collect();
+    ensure!(!with.is_empty(), "no vocabulary word has a word vector ({})", cfg.vectors.source.name());
+    if cfg.graph.k >= with.len() {
+        bail!("`graph.k` = {} must be below the number of words with a vector ({})", cfg.graph.k, with.len());
+    }
+    let mut vectors = Vec::with_capacity(with.len() * wv.dim);
+    for &i in &with {
+        vectors.extend_from_slice(wv.row(idx[vocab.words[i].as_str()]));
+    }
+    let knn = cosine_knn(&vectors, with.len(), wv.dim, cfg.graph.k, cfg.graph.knn_chunk, device)?;
+    let sub = Graph::from_knn(&knn, cfg.graph.weighting, cfg.graph.self_loops);
+    let mut entries: Vec<(usize, usize, f32)> = sub.entries.iter().map(|&(i, j, w)| (with[i], with[j], w)).collect();
+    if cfg.graph.self_loops {
+        let isolated = (0..vocab.len()).filter(|i| !idx.contains_key(vocab.words[*i].as_str()));
+        entries.extend(isolated.map(|i| (i, i, 1.0)));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    Ok(TextGraph {
+        words: vocab.words.clone(),
+        counts: vocab.counts.clone(),
+        entries,
+        without_vector: without,
+        vector_dim: wv.dim,
+    })
+}
 
-    // Keep the words that have a vector; the graph needs one per vertex.
-    let wv = ds.word_vectors.as_ref().ok_or_else(|| anyhow!("dataset {} ships no word vectors", ds.name))?;
-    let wv_index = wv.index();
-    let keep: Vec<bool> = vocab.words.iter().map(|w| wv_index.contains_key(w.as_str())).collect();
-    let dropped = keep.iter().filter(|&&k| !k).count();
-    let vocab = if dropped > 0 { vocab.retain(&keep) } else { vocab };
+/// The text graph from `cache/<key>.json` when present, else built and stored there.
+fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) -> Result<TextGraph> {
+    let Some(dir) = cache else {
+        return build_text_graph(cfg, ds, device);
+    };
+    let path = dir.join(format!("text-graph-{}.json", cache_key(cfg, ds)?));
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        match serde_json::from_str::<TextGraph>(&text) {
+            Ok(tg) => {
+                eprintln!("vocabulary and word graph from cache {}", path.display());
+                return Ok(tg);
+            }
+            Err(e) => eprintln!("ignoring unreadable cache {}: {e}", path.display()),
+        }
+    }
+    let tg = build_text_graph(cfg, ds, device)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache folder {}", dir.display()))?;
+    crate::run::write_atomic(&path, serde_json::to_string(&tg)?.as_bytes())?;
+    Ok(tg)
+}
+
+/// Loads the dataset and prepares every model input on `device`. `cache` is the folder for
+/// the prepared vocabulary and graph (`runs/cache`); None always rebuilds.
+pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Prepared> {
+    let ds = load_dataset(cfg)?;
+    let tg = text_graph(cfg, &ds, device, cache)?;
+    let vocab = Vocab::from_words(tg.words.clone(), tg.counts.clone());
     let v = vocab.len();
-    let mut vectors = Vec::with_capacity(v * wv.dim);
-    for w in &vocab.words {
-        vectors.extend_from_slice(wv.row(wv_index[w.as_str()]));
-    }
-    if cfg.graph.k >= v {
-        bail!("`graph.k` = {} must be below the vocabulary size {v}", cfg.graph.k);
-    }
-    let knn = cosine_knn(&vectors, v, wv.dim, cfg.graph.k, cfg.graph.knn_chunk, device)?;
-    let graph = Graph::from_knn(&knn, cfg.graph.weighting, cfg.graph.self_loops);
+    let graph = Graph { n: v, entries: tg.entries.clone() };
     let (laplacian, lambda_max) = rescaled_laplacian(&graph, cfg.graph.lambda_max)?;
+    let dropped = if cfg.graph.missing_vectors == MissingVectors::Drop { tg.without_vector } else { 0 };
 
     let split_tensors = |s: Split| -> SplitTensors {
         let idx = ds.split(s);
@@ -253,6 +346,7 @@ pub fn prepare(cfg: &Config, device: Device) -> Result<Prepared> {
         device,
         vocab,
         dropped_no_vector: dropped,
+        isolated_no_vector: tg.without_vector - dropped,
         graph: graph.stats(),
         laplacian,
         lambda_max,

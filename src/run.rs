@@ -59,6 +59,14 @@ impl RunDir {
         Config::from_yaml_str(&text, &p.display().to_string())
     }
 
+    /// `runs/cache`, beside the dataset folders (the run is `runs/<dataset>/<run>`).
+    pub fn cache_dir(&self) -> PathBuf {
+        match self.path.parent().and_then(Path::parent) {
+            Some(root) => root.join("cache"),
+            None => PathBuf::from("runs/cache"),
+        }
+    }
+
     pub fn join(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }

@@ -210,7 +210,7 @@ fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
 pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outcome> {
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let data = prepare(cfg, device)?;
+    let data = prepare(cfg, device, Some(&runs_root.join("cache")))?;
     eprintln!("{}{}", data.summary(), synthetic_note(cfg));
 
     let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
@@ -242,7 +242,7 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let cfg = run.config()?;
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let data = prepare(&cfg, device)?;
+    let data = prepare(&cfg, device, Some(&run.cache_dir()))?;
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = Adam::new(&vs);
     let hash = cfg.hash()?;
@@ -492,7 +492,7 @@ pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     let run = RunDir::open(run_dir)?;
     let cfg = run.config()?;
     seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?)?;
+    let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
     let (mut vs, m) = build_model(&cfg, &data);
     let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
     eprintln!("loaded best checkpoint of epoch {} from {}", meta.epoch, run.path.display());
@@ -509,7 +509,7 @@ pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     let run = RunDir::open(run_dir)?;
     let cfg = run.config()?;
     seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?)?;
+    let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
     let (mut vs, m) = build_model(&cfg, &data);
     load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
     let test = test_report(&cfg, &m, &data, &run)?;

@@ -151,7 +151,7 @@ fn gradients_reach_every_parameter() {
     ] {
         let cfg = synthetic_cfg(&extra);
         tgcn::train::seed_everything(cfg.seed);
-        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu).unwrap();
+        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
         let (vs, m) = tgcn::train::build_model(&cfg, &data);
         let idx = Tensor::arange(16, (Kind::Int64, Device::Cpu));
         let t = m.text.forward(&data.train.bow.index_select(0, &idx));
