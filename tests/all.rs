@@ -4,5 +4,6 @@
 mod common;
 
 mod config_tests;
+mod featurize_tests;
 mod map_tests;
 mod text_graph_tests;
