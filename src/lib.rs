@@ -23,6 +23,8 @@ pub mod listed;
 pub mod pascal;
 pub mod nus_wide;
 pub mod features;
+pub mod imageprep;
+pub mod featurize;
 pub mod tokenize;
 // Text -> vocabulary/BoW -> word vectors -> kNN word graph -> Laplacian.
 pub mod vocab;

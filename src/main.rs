@@ -3,7 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
-use tgcn::config::{dataset_config_path, Config, Layer};
+use tgcn::config::{dataset_config_path, Config, DeviceChoice, Layer};
+use tgcn::featurize::{self, FeaturizeConfig, FeaturizeOptions, OnBadImage};
 
 #[derive(Parser)]
 #[command(name = "tgcn", version, about = "Text-as-graph cross-modal retrieval (Yu et al. 2018) on libtorch")]
@@ -77,6 +78,87 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Turn raw images into a features file (`--out x.npy` + `x.ids.txt`) with a TorchScript backbone.
+    Featurize {
+        #[command(flatten)]
+        args: FeaturizeArgs,
+        #[arg(long)]
+        out: PathBuf,
+        /// Stop after this many batches, leaving a resumable `<out>.partial/`.
+        #[arg(long)]
+        max_batches: Option<usize>,
+    },
+    /// Images/s on one folder of images: decoding alone, the model alone, and the pipeline.
+    BenchFeaturize {
+        #[command(flatten)]
+        args: FeaturizeArgs,
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        batch_sizes: Vec<usize>,
+        /// Feed the image list this many times (more batches from a small folder).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+    },
+}
+
+/// Inputs and settings shared by `featurize` and `bench-featurize`; flags override `--config`.
+#[derive(clap::Args)]
+struct FeaturizeArgs {
+    /// A folder of images (searched recursively; the id is the path relative to it).
+    #[arg(long, required_unless_present = "list", conflicts_with = "list")]
+    images: Option<PathBuf>,
+    /// A file listing image paths, one a line, relative to the list's folder.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// YAML with any `FeaturizeConfig` keys (backbone, resize, crop, mean, std, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// TorchScript module `[N, 3, crop, crop] -> [N, D]` (default models/efficientnet_lite0.pt).
+    #[arg(long)]
+    backbone: Option<PathBuf>,
+    #[arg(long)]
+    resize: Option<u32>,
+    #[arg(long)]
+    crop: Option<u32>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Decoding threads (0: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Leave unreadable images out (listed) instead of stopping.
+    #[arg(long)]
+    skip_bad: bool,
+    /// auto | cpu | cuda
+    #[arg(long, default_value = "auto")]
+    device: String,
+}
+
+impl FeaturizeArgs {
+    fn resolve(&self) -> Result<(featurize::ImageList, FeaturizeConfig, tch::Device)> {
+        let mut cfg = match &self.config {
+            Some(p) => FeaturizeConfig::from_yaml_file(p)?,
+            None => FeaturizeConfig::default(),
+        };
+        cfg.backbone = self.backbone.clone().unwrap_or(cfg.backbone);
+        cfg.resize = self.resize.unwrap_or(cfg.resize);
+        cfg.crop = self.crop.unwrap_or(cfg.crop);
+        cfg.batch_size = self.batch_size.unwrap_or(cfg.batch_size);
+        cfg.threads = self.threads.unwrap_or(cfg.threads);
+        if self.skip_bad {
+            cfg.on_bad_image = OnBadImage::Skip;
+        }
+        let choice = match self.device.as_str() {
+            "auto" => DeviceChoice::Auto,
+            "cpu" => DeviceChoice::Cpu,
+            "cuda" => DeviceChoice::Cuda,
+            other => anyhow::bail!("--device must be auto, cpu or cuda, got {other:?}"),
+        };
+        let images = match (&self.images, &self.list) {
+            (Some(dir), _) => featurize::list_images(dir)?,
+            (None, Some(list)) => featurize::read_image_list(list)?,
+            (None, None) => anyhow::bail!("give --images DIR or --list FILE"),
+        };
+        Ok((images, cfg, tgcn::pipeline::resolve_device(choice)?))
+    }
 }
 
 /// The layered config: `configs/<dataset>.yaml`, each `--config`, each `--set`.
@@ -133,6 +215,50 @@ fn run() -> Result<()> {
             println!("cuda devices: {}", tch::Cuda::device_count());
             println!("cudnn available: {}", tch::Cuda::cudnn_is_available());
             println!("threads: {}", tch::get_num_threads());
+        }
+        Cmd::Featurize { args, out, max_batches } => {
+            let (images, cfg, device) = args.resolve()?;
+            let opts = FeaturizeOptions { progress: true, max_batches };
+            let r = featurize::featurize_with(&images, &out, &cfg, device, &opts)?;
+            for b in &r.skipped {
+                eprintln!("skipped {}: {}", b.path.display(), b.reason);
+            }
+            if !r.complete {
+                println!(
+                    "stopped after {} batches; rerun to continue from {}",
+                    r.batches,
+                    featurize::partial_dir(&out).display()
+                );
+            } else if r.from_cache {
+                println!("{} is up to date ({} x {}, {} skipped)", out.display(), r.rows, r.dim, r.skipped.len());
+            } else {
+                println!(
+                    "wrote {} ({} x {}; {} skipped; {} computed, {} shards reused) in {:.1} s on {device:?}",
+                    out.display(),
+                    r.rows,
+                    r.dim,
+                    r.skipped.len(),
+                    r.computed,
+                    r.reused_shards,
+                    r.wall_seconds
+                );
+            }
+        }
+        Cmd::BenchFeaturize { args, batch_sizes, repeat } => {
+            let (once, cfg, device) = args.resolve()?;
+            let images: featurize::ImageList =
+                (0..repeat).flat_map(|k| once.iter().map(move |(id, p)| (format!("{id}#{k}"), p.clone()))).collect();
+            let scratch = std::env::temp_dir().join(format!("tgcn-bench-featurize-{}", std::process::id()));
+            let result = featurize::benchmark(&images, &cfg, device, &batch_sizes, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let (dec, rows) = result?;
+            println!(
+                "{} images, {device:?}, {} torch threads; backbone {}",
+                images.len(),
+                tch::get_num_threads(),
+                cfg.backbone.display()
+            );
+            print!("{}", featurize::bench_table(&dec, &rows));
         }
     }
     Ok(())

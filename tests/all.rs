@@ -6,6 +6,7 @@ mod common;
 mod cheb_tests;
 mod config_tests;
 mod e2e_tests;
+mod featurize_tests;
 mod listed_tests;
 mod map_tests;
 mod pascal_nus_tests;
