@@ -85,13 +85,13 @@ impl TextTower {
             return None;
         }
         let lap = sparse_tensor(&self.lap_indices, &self.lap_values, self.n_vertices);
-        let mut h = bow.unsqueeze(-1); // [B, V, 1]
+        let mut h = bow.tr().contiguous().unsqueeze(-1); // [V, B, 1], vertex-major for the sparse products
         let last = self.cheb.len() - 1;
         for (i, layer) in self.cheb.iter().enumerate() {
             let a = if i == last { self.last_activation } else { self.activation };
-            h = activate(layer.forward(&lap, &h), a); // [B, V, F_i]
+            h = activate(layer.forward_vertex_major(&lap, &h), a); // [V, B, F_i]
         }
-        Some(h)
+        Some(h.transpose(0, 1)) // [B, V, F]
     }
 }
 

@@ -49,10 +49,12 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
-                let _ = v.g_mul_scalar_(self.beta2).g_add_(&(g.square() * (1.0 - self.beta2)));
-                let denom = (&*v / bc2).sqrt() + self.eps;
-                let _ = p.g_add_(&(&*m / denom * (-lr / bc1)));
+                // In place, few temporaries: this runs over every parameter every step.
+                let _ = m.lerp_(&g, 1.0 - self.beta1); // β1 m + (1 − β1) g
+                let _ = v.g_mul_scalar_(self.beta2).addcmul_(&(&g * (1.0 - self.beta2)), &g);
+                let mut denom = v.sqrt();
+                let _ = denom.g_mul_scalar_(1.0 / bc2.sqrt()).g_add_scalar_(self.eps);
+                let _ = p.addcdiv_(&(&*m * (-lr / bc1)), &denom);
             }
         });
     }
