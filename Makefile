@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow lint fixtures plots tensorboard bench-featurize clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint fixtures plots tensorboard bench-featurize clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test: setup ## the test suite (CPU only, a few minutes)
 
 test-slow: setup backbone ## slow and real-data tests (../shared/data)
 	cargo test --release -- --ignored --test-threads 1
+
+test-engwiki: setup ## a short real training on Eng-Wiki (slow; beats random MAP)
+	cargo test --release eng_wiki_short_training -- --ignored --nocapture
 
 lint: venv ## rustfmt and clippy, as CI runs them
 	cargo fmt --check

@@ -54,9 +54,24 @@ pub struct DataConfig {
     /// Pascal Sentences layout; required when `dataset: pascal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pascal: Option<crate::pascal::PascalConfig>,
+    /// Image features made from raw images by a TorchScript backbone (`tgcn featurize`),
+    /// cached in `runs/cache`; they replace the dataset block's own feature source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_images: Option<FromImages>,
     /// NUS-WIDE layout and subset; required when `dataset: nus-wide`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nus_wide: Option<crate::nus_wide::NusWideConfig>,
+}
+
+/// `data.from_images`: raw images → features, keyed by file stem (`<id>.jpg` → `<id>`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FromImages {
+    /// Folder of images, searched recursively (e.g. Eng-Wiki's `images/<category>/<id>.jpg`).
+    pub images: PathBuf,
+    /// Backbone and preprocessing (`backbone: models/efficientnet_lite0.pt` from `make backbone`).
+    #[serde(default)]
+    pub featurize: crate::featurize::FeaturizeConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::laplacian::{rescaled_laplacian, Coo};
 use crate::synthetic;
 use crate::vocab::Vocab;
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
 pub fn resolve_device(choice: DeviceChoice) -> Result<Device> {
@@ -164,7 +164,69 @@ pub fn tokenizer(cfg: &Config) -> crate::tokenize::Tokenizer {
     crate::tokenize::Tokenizer::new(cfg.text.language, cfg.text.stop_words, cfg.text.stem)
 }
 
-pub fn load_dataset(cfg: &Config) -> Result<Dataset> {
+/// Runs the featurizer over `data.from_images` (resumable, cached by its inputs) and
+/// returns a feature file keyed by file stem, the id the dataset lists use.
+pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: Device) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let key: String = Sha256::digest(format!("{}\n{}", fi.images.display(), serde_yaml::to_string(&fi.featurize)?))
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::create_dir_all(cache).with_context(|| format!("cannot create cache folder {}", cache.display()))?;
+    let out = cache.join(format!("images-{key}.npy"));
+    let list = crate::featurize::list_images(&fi.images)?;
+    crate::featurize::featurize(&list, &out, &fi.featurize, device)?;
+    let f = crate::features::read_features(&out)?;
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    let stems: Vec<String> = f
+        .ids
+        .iter()
+        .map(|id| {
+            let stem = Path::new(id).file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned());
+            if let Some(other) = seen.insert(stem.clone(), id) {
+                bail!("images {other} and {id} under {} share the id {stem}", fi.images.display());
+            }
+            Ok(stem)
+        })
+        .collect::<Result<_>>()?;
+    let by_stem = cache.join(format!("images-{key}.by-stem.npy"));
+    crate::features::write_features(&by_stem, &crate::features::Features { ids: stems, dim: f.dim, data: f.data })?;
+    Ok(by_stem)
+}
+
+/// The config with the dataset block's image features pointed at `path` (a `.npy` keyed by id).
+fn with_image_features(cfg: &Config, path: PathBuf) -> Result<Config> {
+    let mut c = cfg.clone();
+    match c.data.dataset {
+        DatasetKind::Synthetic => bail!("`data.from_images` does not apply to the synthetic dataset"),
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            if let Some(l) = c.data.listed.as_mut() {
+                l.image_features = crate::listed::ImageSource::File { path };
+            }
+        }
+        DatasetKind::Pascal => {
+            if let Some(p) = c.data.pascal.as_mut() {
+                p.image_features = path;
+            }
+        }
+        DatasetKind::NusWide => {
+            if let Some(n) = c.data.nus_wide.as_mut() {
+                n.image_features = crate::nus_wide::NusFeatures::Npy { path };
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Loads the configured dataset (features from raw images first, when configured).
+pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Result<Dataset> {
+    if let Some(fi) = &cfg.data.from_images {
+        let path = featurize_images(fi, cache.unwrap_or(Path::new("runs/cache")), device)?;
+        let mut c = with_image_features(cfg, path)?;
+        c.data.from_images = None;
+        return load_dataset(&c, cache, device);
+    }
     let ds = match cfg.data.dataset {
         DatasetKind::Synthetic => {
             let s = cfg.data.synthetic.as_ref().ok_or_else(|| anyhow!("`data.synthetic` is missing"))?;
@@ -296,7 +358,7 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
 /// Loads the dataset and prepares every model input on `device`. `cache` is the folder for
 /// the prepared vocabulary and graph (`runs/cache`); None always rebuilds.
 pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Prepared> {
-    let ds = load_dataset(cfg)?;
+    let ds = load_dataset(cfg, cache, device)?;
     let tg = text_graph(cfg, &ds, device, cache)?;
     let vocab = Vocab::from_words(tg.words.clone(), tg.counts.clone());
     let v = vocab.len();
