@@ -41,8 +41,8 @@ setup: build glove ## venv + release binary + GloVe vectors (idempotent)
 train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set train.epochs=2"
 	$(BIN) train --dataset $(DATASET) $(ARGS)
 
-data: setup ## validate and prepare DATASET: counts, vocabulary, graph, OOV rates
-	$(BIN) data --dataset $(DATASET) $(ARGS)
+data: setup ## validate and prepare DATASET [SOURCE=dir]: counts, vocabulary, graph, OOV rates
+	$(BIN) data --dataset $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
 
 test: setup ## the test suite (CPU only, a few minutes)
 	cargo test --release

@@ -57,6 +57,9 @@ enum Cmd {
     Data {
         #[arg(long, default_value = "synthetic")]
         dataset: String,
+        /// The dataset's root folder (overrides the config's `root`).
+        #[arg(long)]
+        source: Option<PathBuf>,
         #[arg(long, default_value = "configs")]
         configs: PathBuf,
         #[arg(long = "config")]
@@ -188,8 +191,11 @@ fn run() -> Result<()> {
             }
             tgcn::train::train(&cfg, &runs, &opts)?;
         }
-        Cmd::Data { dataset, configs, extra, sets } => {
-            let cfg = resolve(&configs, &dataset, &extra, &sets)?;
+        Cmd::Data { dataset, source, configs, extra, sets } => {
+            let mut cfg = resolve(&configs, &dataset, &extra, &sets)?;
+            if let Some(src) = source {
+                tgcn::pipeline::set_dataset_root(&mut cfg, src)?;
+            }
             let device = tgcn::pipeline::resolve_device(cfg.device)?;
             let data = tgcn::pipeline::prepare(&cfg, device, Some(Path::new("runs/cache")))?;
             println!("{}", data.summary());

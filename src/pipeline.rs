@@ -219,8 +219,71 @@ fn with_image_features(cfg: &Config, path: PathBuf) -> Result<Config> {
     Ok(c)
 }
 
+/// Where a dataset's files go, for the error when its root folder is missing.
+pub fn expected_layout(kind: DatasetKind) -> &'static str {
+    match kind {
+        DatasetKind::Synthetic => "nothing: the synthetic dataset is generated",
+        DatasetKind::EngWiki => {
+            "Eng-Wiki (http://www.svcl.ucsd.edu/projects/crossmodal/): ROOT/trainset_txt_img_cat.list, \
+             ROOT/testset_txt_img_cat.list, ROOT/categories.list, ROOT/raw_features.mat, and the texts as \
+             ROOT/texts/<text_id>.xml (raw articles) or ROOT/text_seqs/<text_id>.xml (processed)"
+        }
+        DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            "ROOT/trainset_txt_img_cat.list, ROOT/testset_txt_img_cat.list (text_id<TAB>image_id<TAB>category), \
+             optional ROOT/categories.list, the texts at ROOT/<data.listed.text_file>, and image features \
+             (data.listed.image_features) or raw images (data.from_images)"
+        }
+        DatasetKind::Pascal => {
+            "ROOT/pascal_sentences.json (or ROOT/sentence/<class>/<image>.txt), and image features \
+             (data.pascal.image_features, a .npy + .ids.txt) or raw images (data.from_images)"
+        }
+        DatasetKind::NusWide => {
+            "NUS-WIDE (https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html): \
+             ROOT/NUS_WID_Tags/AllTags1k.txt, ROOT/NUS_WID_Tags/TagList1k.txt, ROOT/Concepts81.txt, \
+             ROOT/Groundtruth/AllLabels/Labels_<concept>.txt, ROOT/ImageList/{Imagelist,TrainImagelist,TestImagelist}.txt, \
+             ROOT/Low_Level_Features/BoW_int.dat"
+        }
+    }
+}
+
+/// The root folder of the active dataset block, if it has one.
+pub fn dataset_root(cfg: &Config) -> Option<&Path> {
+    match cfg.data.dataset {
+        DatasetKind::Synthetic => None,
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            cfg.data.listed.as_ref().map(|l| l.root.as_path())
+        }
+        DatasetKind::Pascal => cfg.data.pascal.as_ref().map(|p| p.root.as_path()),
+        DatasetKind::NusWide => cfg.data.nus_wide.as_ref().map(|n| n.root.as_path()),
+    }
+}
+
+/// Points the active dataset block at another root folder (`make data SOURCE=DIR`).
+pub fn set_dataset_root(cfg: &mut Config, root: PathBuf) -> Result<()> {
+    match cfg.data.dataset {
+        DatasetKind::Synthetic => bail!("the synthetic dataset has no source folder"),
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            cfg.data.listed.as_mut().context("`data.listed` is missing")?.root = root
+        }
+        DatasetKind::Pascal => cfg.data.pascal.as_mut().context("`data.pascal` is missing")?.root = root,
+        DatasetKind::NusWide => cfg.data.nus_wide.as_mut().context("`data.nus_wide` is missing")?.root = root,
+    }
+    Ok(())
+}
+
 /// Loads the configured dataset (features from raw images first, when configured).
 pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Result<Dataset> {
+    if let Some(root) = dataset_root(cfg) {
+        ensure!(
+            root.is_dir(),
+            "dataset {} not found: {} does not exist. Put there {} (or set the root: \
+             `make data DATASET={} SOURCE=DIR`)",
+            cfg.data.dataset.name(),
+            root.display(),
+            expected_layout(cfg.data.dataset).replace("ROOT", &root.display().to_string()),
+            cfg.data.dataset.name()
+        );
+    }
     if let Some(fi) = &cfg.data.from_images {
         let path = featurize_images(fi, cache.unwrap_or(Path::new("runs/cache")), device)?;
         let mut c = with_image_features(cfg, path)?;

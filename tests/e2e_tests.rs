@@ -221,6 +221,15 @@ fn cli_bad_input_is_one_line_and_nonzero() {
         (vec!["train", "--config", "/nonexistent/extra.yaml"], "/nonexistent/extra.yaml"),
         (vec!["train", "--dataset", "nope"], "nope.yaml"),
         (vec!["eval", "--run", "/nonexistent/run"], "/nonexistent/run"),
+        // A missing dataset says which files to put where.
+        (
+            vec!["data", "--dataset", "tvgraz", "--source", "/nonexistent/tv"],
+            "/nonexistent/tv/trainset_txt_img_cat.list",
+        ),
+        (
+            vec!["data", "--dataset", "nus-wide", "--source", "/nonexistent/nus"],
+            "/nonexistent/nus/NUS_WID_Tags/AllTags1k.txt",
+        ),
     ] {
         let runs = temp_dir("cli_bad_runs");
         let out = tgcn_bin()
