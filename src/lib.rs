@@ -1,7 +1,9 @@
 //! Text-as-graph cross-modal retrieval (Yu et al. 2018, arXiv 1802.00985) on libtorch.
 //!
 //! ```text
-//! dataset files ─► dataset (common Dataset) ─► vocab (BoW signals)
+//! dataset files ─► listed / pascal / nus_wide / synthetic ─► dataset (common Dataset)
+//!   raw images ─► imageprep + featurize (TorchScript backbone) ─► features ─┘
+//!                                   ─► vocab (BoW signals) ─► skipgram / wordvec
 //!                                   │               │
 //!                     word vectors ─┴─► knn ─► graph ─► laplacian (L̃ = 2L/λmax − I)
 //!                                                          │
