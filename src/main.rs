@@ -17,17 +17,8 @@ struct Cli {
 enum Cmd {
     /// Train on a dataset from `configs/<dataset>.yaml`, then evaluate and export.
     Train {
-        #[arg(long, default_value = "synthetic")]
-        dataset: String,
-        /// Folder of the per-dataset configs.
-        #[arg(long, default_value = "configs")]
-        configs: PathBuf,
-        /// Extra YAML layered over the dataset config (repeatable, in order).
-        #[arg(long = "config")]
-        extra: Vec<PathBuf>,
-        /// Override one key, e.g. `--set train.lr=1e-4` (repeatable, applied last).
-        #[arg(long = "set")]
-        sets: Vec<String>,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// Root folder of the runs.
         #[arg(long, default_value = "runs")]
         runs: PathBuf,
@@ -55,17 +46,11 @@ enum Cmd {
     Info,
     /// Validate and prepare a dataset: counts per split and class, vocabulary, graph, OOV.
     Data {
-        #[arg(long, default_value = "synthetic")]
-        dataset: String,
+        #[command(flatten)]
+        config: ConfigArgs,
         /// The dataset's root folder (overrides the config's `root`).
         #[arg(long)]
         source: Option<PathBuf>,
-        #[arg(long, default_value = "configs")]
-        configs: PathBuf,
-        #[arg(long = "config")]
-        extra: Vec<PathBuf>,
-        #[arg(long = "set")]
-        sets: Vec<String>,
     },
     /// A markdown table of finished runs, mean ± std over seeds, grouped by run name.
     Report {
@@ -165,34 +150,51 @@ impl FeaturizeArgs {
 }
 
 /// The layered config: `configs/<dataset>.yaml`, each `--config`, each `--set`.
-fn resolve(configs: &Path, dataset: &str, extra: &[PathBuf], sets: &[String]) -> Result<Config> {
-    let mut layers = vec![Layer::from_file(&dataset_config_path(configs, dataset)?)?];
-    for p in extra {
-        layers.push(Layer::from_file(p)?);
+#[derive(clap::Args)]
+struct ConfigArgs {
+    #[arg(long, default_value = "synthetic")]
+    dataset: String,
+    /// Folder of the per-dataset configs.
+    #[arg(long, default_value = "configs")]
+    configs: PathBuf,
+    /// Extra YAML layered over the dataset config (repeatable, in order).
+    #[arg(long = "config")]
+    extra: Vec<PathBuf>,
+    /// Override one key, e.g. `--set train.lr=1e-4` (repeatable, applied last).
+    #[arg(long = "set")]
+    sets: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn resolve(&self) -> Result<Config> {
+        let mut layers = vec![Layer::from_file(&dataset_config_path(&self.configs, &self.dataset)?)?];
+        for p in &self.extra {
+            layers.push(Layer::from_file(p)?);
+        }
+        for s in &self.sets {
+            layers.push(Layer::from_set(s)?);
+        }
+        Config::from_layers(&layers)
     }
-    for s in sets {
-        layers.push(Layer::from_set(s)?);
-    }
-    Config::from_layers(&layers)
 }
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Train { dataset, configs, extra, sets, runs, dry_run, resume, stop_after_epoch } => {
+        Cmd::Train { config, runs, dry_run, resume, stop_after_epoch } => {
             let opts = tgcn::train::TrainOptions { stop_after_epoch };
             if let Some(run) = resume {
                 tgcn::train::resume(&run, &opts)?;
                 return Ok(());
             }
-            let cfg = resolve(&configs, &dataset, &extra, &sets)?;
+            let cfg = config.resolve()?;
             if dry_run {
                 print!("{}", cfg.to_yaml()?);
                 return Ok(());
             }
             tgcn::train::train(&cfg, &runs, &opts)?;
         }
-        Cmd::Data { dataset, source, configs, extra, sets } => {
-            let mut cfg = resolve(&configs, &dataset, &extra, &sets)?;
+        Cmd::Data { config, source } => {
+            let mut cfg = config.resolve()?;
             if let Some(src) = source {
                 tgcn::pipeline::set_dataset_root(&mut cfg, src)?;
             }
