@@ -14,10 +14,10 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint fixtures plots tensorboard bench-featurize clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize clean-venv
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt
 	python3 -m venv $(VENV)
@@ -70,6 +70,9 @@ backbone: $(BACKBONE) ## TorchScript EfficientNet-Lite0 (1280-d pooled features)
 
 bench-featurize: build backbone ## images/s of `tgcn featurize` on IMAGES (CPU; batch 1, 16, 64)
 	$(BIN) bench-featurize --images $(IMAGES) --device cpu $(ARGS)
+
+bench: build ## speed table: kNN search, ChebConv, a training step, chunked ranking (ARGS="--quick")
+	$(BIN) bench $(ARGS)
 
 fixtures: venv ## regenerate the golden fixtures with numpy/torch
 	$(PY) tests/golden/make_fixtures.py tests/golden
