@@ -13,7 +13,8 @@ for seed in ${SEEDS[*]}; do
     case $v in
       gcn-word2vec) extra=() ;;
       mlp-bow) extra=(--set model.text.kind=mlp) ;;
-      gcn-glove) extra=(--set vectors.source=glove6b50) ;;
+      # Same vocabulary as word2vec: words GloVe lacks (it is lowercase) stay as isolated vertices.
+      gcn-glove) extra=(--set vectors.source=glove6b50 --set graph.missing_vectors=isolate) ;;
       *) echo "unknown variant $v" >&2; exit 2 ;;
     esac
     $BIN train --dataset eng-wiki "${SHORT[@]}" --set seed="$seed" --set name="$v" "${extra[@]}"
