@@ -243,3 +243,23 @@ fn cli_bad_input_is_one_line_and_nonzero() {
         assert!(last.starts_with("error: ") && last.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn binary_runs_without_ld_library_path_and_links_torch_cuda() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tgcn")).arg("info").env_remove("LD_LIBRARY_PATH").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("libtorch 2.13.0"));
+    let wheel_has_cuda = project_root().join(".venv/lib/python3.11/site-packages/torch/lib/libtorch_cuda.so").exists()
+        || std::fs::read_dir(project_root().join(".venv/lib"))
+            .into_iter()
+            .flatten()
+            .any(|e| e.unwrap().path().join("site-packages/torch/lib/libtorch_cuda.so").exists());
+    if !wheel_has_cuda {
+        eprintln!("SKIP: the venv's torch has no libtorch_cuda.so");
+        return;
+    }
+    let ldd = Command::new("ldd").arg(env!("CARGO_BIN_EXE_tgcn")).output().unwrap();
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    assert!(text.contains("libtorch_cuda.so"), "libtorch_cuda is not NEEDED:\n{text}");
+    assert!(!text.contains("not found"), "unresolved libraries:\n{text}");
+}
