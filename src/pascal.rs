@@ -177,6 +177,31 @@ fn list_dir(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((dirs, files))
 }
 
+/// The `dir/<category>/<file>` pairs whose extension passes `keep`, in listing order;
+/// stray top-level files, sub-folders and other extensions go to `ignored`.
+fn category_files(
+    dir: &Path,
+    keep: impl Fn(&std::ffi::OsStr) -> bool,
+    ignored: &mut Vec<PathBuf>,
+) -> Result<Vec<(String, PathBuf)>> {
+    let (cats, stray) = list_dir(dir)?;
+    ignored.extend(stray);
+    let mut out = Vec::new();
+    for cat_dir in &cats {
+        let category = utf8_name(cat_dir)?;
+        let (sub, files) = list_dir(cat_dir)?;
+        ignored.extend(sub);
+        for f in files {
+            if f.extension().is_some_and(&keep) {
+                out.push((category.clone(), f));
+            } else {
+                ignored.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn utf8_name(p: &Path) -> Result<String> {
     p.file_name()
         .and_then(|n| n.to_str())
@@ -208,57 +233,35 @@ pub fn read_pascal_folders(root: &Path) -> Result<Vec<PascalEntry>> {
     let mut out: Vec<PascalEntry> = Vec::new();
     let mut where_: HashMap<String, PathBuf> = HashMap::new();
     let mut ignored = Vec::new();
-    let (cats, stray) = list_dir(&sentence_dir)?;
-    ignored.extend(stray);
-    for cat_dir in &cats {
-        let category = utf8_name(cat_dir)?;
-        let (sub, files) = list_dir(cat_dir)?;
-        ignored.extend(sub);
-        for f in files {
-            if f.extension().is_none_or(|e| e != "txt") {
-                ignored.push(f);
-                continue;
-            }
-            let stem = f.file_stem().and_then(|s| s.to_str()).map(str::to_string);
-            let stem = stem.with_context(|| format!("{}: the name is not UTF-8", f.display()))?;
-            let id = format!("{stem}.jpg");
-            if let Some(prev) = where_.insert(id.clone(), f.clone()) {
-                bail!("image {id} has two sentence files: {} and {}", prev.display(), f.display());
-            }
-            let text = read_utf8(&f)?;
-            let captions = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-            out.push(PascalEntry { id, category: category.clone(), captions });
+    for (category, f) in category_files(&sentence_dir, |e| e == "txt", &mut ignored)? {
+        let stem = f.file_stem().and_then(|s| s.to_str()).map(str::to_string);
+        let stem = stem.with_context(|| format!("{}: the name is not UTF-8", f.display()))?;
+        let id = format!("{stem}.jpg");
+        if let Some(prev) = where_.insert(id.clone(), f.clone()) {
+            bail!("image {id} has two sentence files: {} and {}", prev.display(), f.display());
         }
+        let text = read_utf8(&f)?;
+        let captions = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+        out.push(PascalEntry { id, category, captions });
     }
     let image_dir = root.join("image");
     if image_dir.is_dir() {
         let by_id: HashMap<String, usize> = out.iter().enumerate().map(|(i, e)| (e.id.clone(), i)).collect();
-        let (cats, stray) = list_dir(&image_dir)?;
-        ignored.extend(stray);
-        for cat_dir in &cats {
-            let category = utf8_name(cat_dir)?;
-            let (sub, files) = list_dir(cat_dir)?;
-            ignored.extend(sub);
-            for f in files {
-                if f.extension().is_none_or(|e| !e.eq_ignore_ascii_case("jpg")) {
-                    ignored.push(f);
-                    continue;
-                }
-                let id = format!("{}.jpg", f.file_stem().and_then(|s| s.to_str()).unwrap_or_default());
-                match by_id.get(&id) {
-                    Some(&i) => ensure!(
-                        out[i].category == category,
-                        "{} is in category {category} but its sentences {} are in {}",
-                        f.display(),
-                        where_[&id].display(),
-                        out[i].category
-                    ),
-                    None => {
-                        if let Some(prev) = where_.insert(id.clone(), f.clone()) {
-                            bail!("image {id} appears twice: {} and {}", prev.display(), f.display());
-                        }
-                        out.push(PascalEntry { id, category: category.clone(), captions: Vec::new() });
+        for (category, f) in category_files(&image_dir, |e| e.eq_ignore_ascii_case("jpg"), &mut ignored)? {
+            let id = format!("{}.jpg", f.file_stem().and_then(|s| s.to_str()).unwrap_or_default());
+            match by_id.get(&id) {
+                Some(&i) => ensure!(
+                    out[i].category == category,
+                    "{} is in category {category} but its sentences {} are in {}",
+                    f.display(),
+                    where_[&id].display(),
+                    out[i].category
+                ),
+                None => {
+                    if let Some(prev) = where_.insert(id.clone(), f.clone()) {
+                        bail!("image {id} appears twice: {} and {}", prev.display(), f.display());
                     }
+                    out.push(PascalEntry { id, category, captions: Vec::new() });
                 }
             }
         }
