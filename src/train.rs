@@ -41,10 +41,10 @@ pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
     (vs, m)
 }
 
-/// Seeds libtorch and returns the Rust RNG for the same seed.
-pub fn seed_everything(seed: u64) -> ChaCha8Rng {
+/// Seeds libtorch for model initialisation; each epoch then reseeds both libtorch and its
+/// own Rust RNG from (seed, epoch) (see `seed_epoch`).
+pub fn seed_everything(seed: u64) {
     tch::manual_seed(seed as i64);
-    ChaCha8Rng::seed_from_u64(seed)
 }
 
 #[derive(Debug, Clone, Serialize)]
