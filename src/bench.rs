@@ -7,11 +7,15 @@
 //! - One training step of the full model at Eng-Wiki scale (sampled pairs, product scorer).
 //! - Chunked evaluation: ranking a query set against a database, both directions' work.
 
-use crate::cheb::cheb_conv;
-use crate::config::{ChebBias, EdgeWeighting, EvalConfig, LambdaMax, Protocol};
-use crate::graph::Graph;
-use crate::knn::cosine_knn;
-use crate::laplacian::{rescaled_laplacian, sparse_tensor};
+use crate::config::{EvalConfig, Protocol};
+use crate::graph::knn::cosine_knn;
+use crate::graph::laplacian::LambdaMax;
+use crate::graph::laplacian::{rescaled_laplacian, sparse_tensor};
+use crate::graph::word_graph::EdgeWeighting;
+use crate::graph::word_graph::Graph;
+use crate::model::cheb::cheb_conv;
+use crate::model::cheb::{ChebBias, ChebLayerConfig};
+use crate::model::{Activation, ImageTowerConfig, ModelConfig, ScorerKind, TextKind, TextTowerConfig};
 use anyhow::Result;
 use std::time::Instant;
 use tch::nn::{self, OptimizerConfig, VarStore};
@@ -91,18 +95,18 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
     rows.push((format!("ChebConv K=3 fwd+bwd, V={v}, B={b}"), format!("{:.2} ms", fb * 1e3), String::new()));
 
     // A full training step at Eng-Wiki scale.
-    let cfg = crate::config::ModelConfig {
-        text: crate::config::TextTowerConfig {
-            kind: crate::config::TextKind::Gcn,
-            cheb: vec![crate::config::ChebLayerConfig { k: 3, filters: 1 }; 2],
+    let cfg = ModelConfig {
+        text: TextTowerConfig {
+            kind: TextKind::Gcn,
+            cheb: vec![ChebLayerConfig { k: 3, filters: 1 }; 2],
             bias: ChebBias::PerFilter,
-            activation: crate::config::Activation::Relu,
-            last_activation: crate::config::Activation::Relu,
+            activation: Activation::Relu,
+            last_activation: Activation::Relu,
             fc: vec![],
         },
-        image: crate::config::ImageTowerConfig { hidden: vec![] },
+        image: ImageTowerConfig { hidden: vec![] },
         embed_dim: 1024,
-        scorer: crate::config::ScorerKind::Product,
+        scorer: ScorerKind::Product,
         dropout: 0.2,
     };
     let vs = VarStore::new(device);
@@ -114,7 +118,7 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         let t = m.text.forward(&bow);
         let i = nn::Module::forward(&m.image, &img);
         let s = m.scorer.pairs(&t, &i, true);
-        let g = crate::loss::global_loss(&s.narrow(0, 0, b / 2), &s.narrow(0, b / 2, b / 2), 0.35, 0.8);
+        let g = crate::train::loss::global_loss(&s.narrow(0, 0, b / 2), &s.narrow(0, b / 2, b / 2), 0.35, 0.8);
         opt.backward_step(&g.loss);
         sync(device);
     });

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use std::path::{Path, PathBuf};
 
+use crate::data::synthetic::SyntheticConfig;
+use crate::graph::GraphConfig;
+use crate::model::{ModelConfig, TextKind};
+use crate::text::TextConfig;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -22,7 +27,7 @@ pub struct Config {
     pub data: DataConfig,
     pub text: TextConfig,
     /// Word vectors for the graph: shipped by the dataset, a file, GloVe 6B 50-d, or skip-gram.
-    pub vectors: crate::wordvec::VectorsConfig,
+    pub vectors: crate::text::wordvec::VectorsConfig,
     pub graph: GraphConfig,
     pub model: ModelConfig,
     pub loss: LossConfig,
@@ -50,17 +55,17 @@ pub struct DataConfig {
     pub synthetic: Option<SyntheticConfig>,
     /// The list-file layout of Eng-Wiki, TVGraz and Ch-Wiki; required for those datasets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listed: Option<crate::listed::ListedConfig>,
+    pub listed: Option<crate::data::listed::ListedConfig>,
     /// Pascal Sentences layout; required when `dataset: pascal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pascal: Option<crate::pascal::PascalConfig>,
+    pub pascal: Option<crate::data::pascal::PascalConfig>,
     /// Image features made from raw images by a TorchScript backbone (`tgcn featurize`),
     /// cached in `runs/cache`; they replace the dataset block's own feature source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_images: Option<FromImages>,
     /// NUS-WIDE layout and subset; required when `dataset: nus-wide`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nus_wide: Option<crate::nus_wide::NusWideConfig>,
+    pub nus_wide: Option<crate::data::nus_wide::NusWideConfig>,
 }
 
 /// `data.from_images`: raw images → features, keyed by file stem (`<id>.jpg` → `<id>`).
@@ -71,7 +76,7 @@ pub struct FromImages {
     pub images: PathBuf,
     /// Backbone and preprocessing (`backbone: models/efficientnet_lite0.pt` from `make backbone`).
     #[serde(default)]
-    pub featurize: crate::featurize::FeaturizeConfig,
+    pub featurize: crate::image::featurize::FeaturizeConfig,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,156 +109,6 @@ pub enum ImageNorm {
     Zscore,
     L2,
     None,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SyntheticConfig {
-    pub classes: usize,
-    /// Topic words per class; their vectors cluster around the class centre.
-    pub words_per_class: usize,
-    /// Class-independent filler words with unclustered vectors.
-    pub shared_words: usize,
-    pub vector_dim: usize,
-    /// Std of a word vector around its topic centre (centres have unit-variance entries).
-    pub vector_noise: f64,
-    pub text_len_min: usize,
-    pub text_len_max: usize,
-    /// Probability that a token comes from one of the item's topics rather than filler.
-    pub topic_prob: f64,
-    pub image_dim: usize,
-    /// Std of the image noise around the class prototype.
-    pub image_noise: f64,
-    /// Labels per item: 1 for single-label, up to this many for multi-label.
-    pub max_labels: usize,
-    pub train: usize,
-    pub val: usize,
-    pub test: usize,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TextConfig {
-    /// Tokenizer for raw texts: `en` (alphabetic, lowercase) or `zh` (jieba). Pre-tokenized
-    /// inputs (synthetic, Eng-Wiki `text_seqs`, NUS-WIDE tags) are taken as they are.
-    pub language: crate::tokenize::Language,
-    /// Drop English stop words (NLTK's list).
-    pub stop_words: bool,
-    /// Snowball (Porter 2) stemming for English.
-    pub stem: bool,
-    /// Keep words seen at least this many times in the train split.
-    pub min_freq: usize,
-    /// Keep at most this many words (most frequent first); null keeps all.
-    pub max_vocab: Option<usize>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct GraphConfig {
-    /// Neighbours per word in the cosine kNN search.
-    pub k: usize,
-    pub weighting: EdgeWeighting,
-    /// Keep A_ii = 1, as the authors' code does.
-    pub self_loops: bool,
-    pub lambda_max: LambdaMax,
-    /// Vocabulary words without a vector: dropped from the vocabulary, or kept as
-    /// isolated vertices (their counts still reach the text tower).
-    pub missing_vectors: MissingVectors,
-    /// Rows per chunk of the kNN similarity product (bounds memory at chunk × vocab).
-    pub knn_chunk: usize,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum EdgeWeighting {
-    Binary,
-    Gaussian,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum MissingVectors {
-    Drop,
-    Isolate,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LambdaMax {
-    /// λmax = 2, the upper bound of the normalized Laplacian (the authors' choice).
-    Fixed,
-    /// λmax estimated by power iteration on L.
-    PowerIteration,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub text: TextTowerConfig,
-    pub image: ImageTowerConfig,
-    /// Dimension of both towers' output.
-    pub embed_dim: usize,
-    pub scorer: ScorerKind,
-    /// Dropout on t ⊙ i in the product scorer.
-    pub dropout: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct TextTowerConfig {
-    /// `gcn`: Chebyshev stack over the word graph; `mlp`: the ablation without a graph.
-    pub kind: TextKind,
-    pub cheb: Vec<ChebLayerConfig>,
-    pub bias: ChebBias,
-    pub activation: Activation,
-    /// Activation after the last Chebyshev layer (the notes saw dead ReLU units there).
-    pub last_activation: Activation,
-    /// Hidden fully connected sizes between the flattened graph signal and the embedding.
-    pub fc: Vec<usize>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum TextKind {
-    Gcn,
-    Mlp,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ChebLayerConfig {
-    /// Number of Chebyshev terms (K = 1 is a per-vertex linear layer).
-    pub k: usize,
-    pub filters: usize,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ChebBias {
-    PerFilter,
-    PerVertex,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    Relu,
-    LeakyRelu,
-    None,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ImageTowerConfig {
-    /// Hidden sizes of the image MLP before the embedding layer.
-    pub hidden: Vec<usize>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum ScorerKind {
-    Product,
-    Cosine,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

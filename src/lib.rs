@@ -1,54 +1,34 @@
 //! Text-as-graph cross-modal retrieval (Yu et al. 2018, arXiv 1802.00985) on libtorch.
 //!
+//! One folder per pipeline stage, declared below in data-flow order; a stage imports
+//! only from earlier stages and from the leaf `files` (checked by `tests/layout_tests.rs`).
+//!
 //! ```text
-//! dataset files ─► listed / pascal / nus_wide / synthetic ─► dataset (common Dataset)
-//!   raw images ─► imageprep + featurize (TorchScript backbone) ─► features ─┘
-//!                                   ─► vocab (BoW signals) ─► skipgram / wordvec
-//!                                   │               │
-//!                     word vectors ─┴─► knn ─► graph ─► laplacian (L̃ = 2L/λmax − I)
-//!                                                          │
-//!   bow ─► cheb (Chebyshev stack) ─► model::TextTower ─┐   │
-//!   image features ─► model::Mlp (image tower) ────────┴─► model::Scorer
-//!          ─► loss (global loss) ◄─ pairs ◄─ train (Adam, checkpoints)
-//!          ─► eval + map (MAP@k / MAP@all, curves) ─► metrics (TensorBoard + CSV)
-//!          ─► export (TorchScript + manifest)
+//! data      dataset files ─► listed / pascal / nus_wide / synthetic ─► Dataset
+//! image     raw images ─► prep + featurize (TorchScript backbone) ─► feature files ─► data
+//! text      Dataset tokens ─► tokenize ─► vocab (BoW signals) ─► skipgram / wordvec
+//! graph     word vectors ─► knn ─► word_graph ─► laplacian (L̃ = 2L/λmax − I, sparse COO)
+//! model     bow ─► cheb (Chebyshev stack) ─► TextTower ─┐
+//!           image features ─► Mlp (image tower) ───────┴─► Scorer
+//! config    every stage's settings composed into one Config (YAML layers, --set)
+//! pipeline  Config ─► data ─► text ─► graph ─► Prepared tensors (train/eval/export share it)
+//! eval      Model + Prepared ─► embeddings ─► ranking ─► map (MAP@k, MAP@all, curves)
+//! run       run folders, checkpoints, metrics (TensorBoard + CSV), export, report
+//! train     loss + pairs + optim ─► fit (the loop: validate, checkpoint, resume, test)
+//! bench     speed tables over all of the above
 //! ```
-//! `config` types every setting; `pipeline` runs the data steps for train/eval/export;
-//! `run` owns the self-describing run folders.
 
-// Data: dataset files -> common Dataset (one loader per layout).
-pub mod config;
-pub mod dataset;
-pub mod synthetic;
-pub mod mat5;
-pub mod listed;
-pub mod pascal;
-pub mod nus_wide;
-pub mod features;
-pub mod imageprep;
-pub mod featurize;
-pub mod tokenize;
-// Text -> vocabulary/BoW -> word vectors -> kNN word graph -> Laplacian.
-pub mod vocab;
-pub mod skipgram;
-pub mod wordvec;
-pub mod knn;
+// Leaf: atomic writes, JSON, digests.
+pub mod files;
+// Stages, in data-flow order.
+pub mod data;
+pub mod image;
+pub mod text;
 pub mod graph;
-pub mod laplacian;
-pub mod pipeline;
-// Model: Chebyshev text tower + image tower -> scorer.
-pub mod cheb;
 pub mod model;
-// Training: loss, pairs, optimizer, loop.
-pub mod loss;
-pub mod pairs;
-pub mod optim;
-pub mod train;
-// Evaluation, logging, runs, export.
-pub mod map;
+pub mod config;
+pub mod pipeline;
 pub mod eval;
-pub mod metrics;
 pub mod run;
-pub mod export;
-pub mod report;
+pub mod train;
 pub mod bench;

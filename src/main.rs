@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use tgcn::config::{dataset_config_path, Config, DeviceChoice, Layer};
-use tgcn::featurize::{self, FeaturizeConfig, FeaturizeOptions, OnBadImage};
+use tgcn::image::featurize::{self, FeaturizeConfig, FeaturizeOptions, OnBadImage};
 
 #[derive(Parser)]
 #[command(name = "tgcn", version, about = "Text-as-graph cross-modal retrieval (Yu et al. 2018) on libtorch")]
@@ -203,7 +203,7 @@ fn run() -> Result<()> {
             println!("{}", data.summary());
         }
         Cmd::Report { runs } => {
-            print!("{}", tgcn::report::report(&runs)?);
+            print!("{}", tgcn::run::report::report(&runs)?);
         }
         Cmd::Eval { run } => {
             tgcn::train::eval_run(&run)?;

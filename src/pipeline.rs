@@ -3,13 +3,14 @@
 //! features, all as tensors on the training device. Rebuilding from a run's saved
 //! config gives the same vocabulary, graph and splits (everything is seeded).
 
-use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm, MissingVectors};
-use crate::dataset::{Dataset, Split};
-use crate::graph::{Graph, GraphStats};
-use crate::knn::cosine_knn;
-use crate::laplacian::{rescaled_laplacian, Coo};
-use crate::synthetic;
-use crate::vocab::Vocab;
+use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm};
+use crate::data::synthetic;
+use crate::data::{Dataset, Split};
+use crate::graph::knn::cosine_knn;
+use crate::graph::laplacian::{rescaled_laplacian, Coo};
+use crate::graph::word_graph::{Graph, GraphStats};
+use crate::graph::MissingVectors;
+use crate::text::vocab::Vocab;
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -160,8 +161,8 @@ impl Prepared {
     }
 }
 
-pub fn tokenizer(cfg: &Config) -> crate::tokenize::Tokenizer {
-    crate::tokenize::Tokenizer::new(cfg.text.language, cfg.text.stop_words, cfg.text.stem)
+pub fn tokenizer(cfg: &Config) -> crate::data::tokenize::Tokenizer {
+    crate::data::tokenize::Tokenizer::new(cfg.text.language, cfg.text.stop_words, cfg.text.stem)
 }
 
 /// Runs the featurizer over `data.from_images` (resumable, cached by its inputs) and
@@ -175,9 +176,9 @@ pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: De
         .collect();
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create cache folder {}", cache.display()))?;
     let out = cache.join(format!("images-{key}.npy"));
-    let list = crate::featurize::list_images(&fi.images)?;
-    crate::featurize::featurize(&list, &out, &fi.featurize, device)?;
-    let f = crate::features::read_features(&out)?;
+    let list = crate::image::featurize::list_images(&fi.images)?;
+    crate::image::featurize::featurize(&list, &out, &fi.featurize, device)?;
+    let f = crate::data::features::read_features(&out)?;
     let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     let stems: Vec<String> = f
         .ids
@@ -191,7 +192,10 @@ pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: De
         })
         .collect::<Result<_>>()?;
     let by_stem = cache.join(format!("images-{key}.by-stem.npy"));
-    crate::features::write_features(&by_stem, &crate::features::Features { ids: stems, dim: f.dim, data: f.data })?;
+    crate::data::features::write_features(
+        &by_stem,
+        &crate::data::features::Features { ids: stems, dim: f.dim, data: f.data },
+    )?;
     Ok(by_stem)
 }
 
@@ -202,7 +206,7 @@ fn with_image_features(cfg: &Config, path: PathBuf) -> Result<Config> {
         DatasetKind::Synthetic => bail!("`data.from_images` does not apply to the synthetic dataset"),
         DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
             if let Some(l) = c.data.listed.as_mut() {
-                l.image_features = crate::listed::ImageSource::File { path };
+                l.image_features = crate::data::listed::ImageSource::File { path };
             }
         }
         DatasetKind::Pascal => {
@@ -212,7 +216,7 @@ fn with_image_features(cfg: &Config, path: PathBuf) -> Result<Config> {
         }
         DatasetKind::NusWide => {
             if let Some(n) = c.data.nus_wide.as_mut() {
-                n.image_features = crate::nus_wide::NusFeatures::Npy { path };
+                n.image_features = crate::data::nus_wide::NusFeatures::Npy { path };
             }
         }
     }
@@ -297,15 +301,15 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
         }
         DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
             let l = cfg.data.listed.as_ref().ok_or_else(|| anyhow!("`data.listed` is missing"))?;
-            crate::listed::load(cfg.data.dataset.name(), l, &tokenizer(cfg), cfg.seed)?
+            crate::data::listed::load(cfg.data.dataset.name(), l, &tokenizer(cfg), cfg.seed)?
         }
         DatasetKind::Pascal => {
             let p = cfg.data.pascal.as_ref().ok_or_else(|| anyhow!("`data.pascal` is missing"))?;
-            crate::pascal::load(p, &tokenizer(cfg), cfg.seed)?
+            crate::data::pascal::load(p, &tokenizer(cfg), cfg.seed)?
         }
         DatasetKind::NusWide => {
             let n = cfg.data.nus_wide.as_ref().ok_or_else(|| anyhow!("`data.nus_wide` is missing"))?;
-            crate::nus_wide::load(n, cfg.seed)?
+            crate::data::nus_wide::load(n, cfg.seed)?
         }
     };
     ds.validate()?;
@@ -353,7 +357,7 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         "the vocabulary is empty: no train word occurs `text.min_freq` = {} times",
         cfg.text.min_freq
     );
-    let wv = crate::wordvec::vectors_for(
+    let wv = crate::text::wordvec::vectors_for(
         &cfg.vectors,
         &vocab.words,
         &train_texts,
@@ -361,7 +365,7 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         cfg.seed,
         device,
     )?;
-    let coverage = crate::wordvec::Coverage::of(&vocab.words, &wv);
+    let coverage = crate::text::wordvec::Coverage::of(&vocab.words, &wv);
     eprintln!("word vectors ({}): {coverage}", cfg.vectors.source.name());
     let idx = wv.index();
     let has: Vec<bool> = vocab.words.iter().map(|w| idx.contains_key(w.as_str())).collect();
@@ -414,7 +418,7 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
     }
     let tg = build_text_graph(cfg, ds, device)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache folder {}", dir.display()))?;
-    crate::run::write_atomic(&path, serde_json::to_string(&tg)?.as_bytes())?;
+    crate::files::write_atomic(&path, serde_json::to_string(&tg)?.as_bytes())?;
     Ok(tg)
 }
 

@@ -6,10 +6,12 @@ use crate::common::{assert_close, project_root};
 use serde_json::Value;
 use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
-use tgcn::cheb::cheb_conv;
-use tgcn::config::{ChebBias, Config, LambdaMax, Layer};
-use tgcn::graph::Graph;
-use tgcn::laplacian::{normalized_laplacian, rescaled_laplacian, sparse_tensor};
+use tgcn::config::{Config, Layer};
+use tgcn::graph::laplacian::LambdaMax;
+use tgcn::graph::laplacian::{normalized_laplacian, rescaled_laplacian, sparse_tensor};
+use tgcn::graph::word_graph::Graph;
+use tgcn::model::cheb::cheb_conv;
+use tgcn::model::cheb::ChebBias;
 
 fn fixture(name: &str) -> Value {
     let p = project_root().join("tests/golden").join(name);
@@ -158,7 +160,8 @@ fn gradients_reach_every_parameter() {
         let i = nn::Module::forward(&m.image, &data.train.images.index_select(0, &idx));
         let s = m.scorer.pairs(&t, &i, true);
         let (pos, neg) = (s.narrow(0, 0, 8), s.narrow(0, 8, 8));
-        let l = tgcn::loss::global_loss(&pos, &neg, 0.35, 0.8).loss + tgcn::loss::l2_penalty(&m.l2_weights()) * 1e-3;
+        let l = tgcn::train::loss::global_loss(&pos, &neg, 0.35, 0.8).loss
+            + tgcn::train::loss::l2_penalty(&m.l2_weights()) * 1e-3;
         l.backward();
         for (name, v) in vs.variables() {
             let g = v.grad();
@@ -173,7 +176,7 @@ fn global_loss_matches_hand_calculation() {
     let f = fixture("loss.json");
     let pos = Tensor::from_slice(&floats(&f["pos"])).to_kind(Kind::Float);
     let neg = Tensor::from_slice(&floats(&f["neg"])).to_kind(Kind::Float);
-    let g = tgcn::loss::global_loss(&pos, &neg, 0.35, 0.8);
+    let g = tgcn::train::loss::global_loss(&pos, &neg, 0.35, 0.8);
     // By hand: var+ = 0.29/4 = 0.0725; var- = 0.186667/3 = 0.062222;
     // gap = 0.55 - 0.233333 = 0.316667; 0.35 * (0.8 - 0.316667) = 0.169167.
     let hand = 0.0725 + 0.186_666_666_7 / 3.0 + 0.35 * (0.8 - (0.55 - 0.7 / 3.0));
@@ -181,13 +184,13 @@ fn global_loss_matches_hand_calculation() {
     assert!((g.loss.double_value(&[]) - f["loss"].as_f64().unwrap()).abs() < 1e-6);
     assert!((g.mean_pos.unwrap() - 0.55).abs() < 1e-6);
     // The margin term vanishes once the gap exceeds m.
-    let far = tgcn::loss::global_loss(&(&pos + 2.0), &neg, 0.35, 0.8);
+    let far = tgcn::train::loss::global_loss(&(&pos + 2.0), &neg, 0.35, 0.8);
     assert!((far.loss.double_value(&[]) - (0.0725 + 0.186_666_666_7 / 3.0)).abs() < 1e-6);
     // No negatives: only the positive variance remains.
-    let only = tgcn::loss::global_loss(&pos, &Tensor::zeros([0], (Kind::Float, Device::Cpu)), 0.35, 0.8);
+    let only = tgcn::train::loss::global_loss(&pos, &Tensor::zeros([0], (Kind::Float, Device::Cpu)), 0.35, 0.8);
     assert!((only.loss.double_value(&[]) - 0.0725).abs() < 1e-6);
     assert!(only.mean_neg.is_none());
     // L2: sum of squares.
     let w = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
-    assert!((tgcn::loss::l2_penalty(&[&w]).double_value(&[]) - 14.0).abs() < 1e-6);
+    assert!((tgcn::train::loss::l2_penalty(&[&w]).double_value(&[]) - 14.0).abs() < 1e-6);
 }

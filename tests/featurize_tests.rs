@@ -7,12 +7,12 @@ use crate::common::{project_root, run_python, shared_data, temp_dir, venv_python
 use image::{ImageBuffer, Luma, Rgb, RgbImage, Rgba};
 use std::path::{Path, PathBuf};
 use tch::Device;
-use tgcn::features::{parse_npy, read_features};
-use tgcn::featurize::{
+use tgcn::data::features::{parse_npy, read_features};
+use tgcn::image::featurize::{
     featurize_with, list_images, partial_dir, sidecar_path, BadImagesError, FeaturizeConfig, FeaturizeOptions,
     FeaturizeReport, OnBadImage,
 };
-use tgcn::imageprep::{self, crop_origin, decode_rgb, resized_size, Preprocess};
+use tgcn::image::prep::{self as imageprep, crop_origin, decode_rgb, resized_size, Preprocess};
 
 /// Preprocessing that only scales to 0..1, so outputs read as pixel values / 255.
 fn plain(resize: u32, crop: u32) -> Preprocess {
@@ -279,7 +279,7 @@ fn tiny_cnn_features_match_python_on_the_same_tensors() {
     let prep = cfg.preprocess();
     let inputs: Vec<f32> = images.iter().flat_map(|(_, p)| prep.file(p).unwrap()).collect();
     let inp = dir.join("inputs.npy");
-    std::fs::write(&inp, tgcn::features::npy_bytes(&inputs, images.len(), prep.len())).unwrap();
+    std::fs::write(&inp, tgcn::data::features::npy_bytes(&inputs, images.len(), prep.len())).unwrap();
     let py_out = dir.join("python.npy");
     let script = project_root().join("scripts/make_tiny_cnn.py");
     let py = venv_python().unwrap();

@@ -3,11 +3,12 @@
 
 use crate::common::{shared_data, temp_dir};
 use std::path::{Path, PathBuf};
-use tgcn::dataset::Split;
-use tgcn::features::{write_features, Features};
-use tgcn::listed::{load_full, ListedConfig, Loaded, OnMissing};
-use tgcn::mat5::{mat5_bytes, parse_matrices, read_matrix, MatClass, Matrix};
-use tgcn::tokenize::{Language, Tokenizer};
+use tgcn::data::features::{write_features, Features};
+use tgcn::data::listed::{load_full, ListedConfig, Loaded};
+use tgcn::data::mat5::{mat5_bytes, parse_matrices, read_matrix, MatClass, Matrix};
+use tgcn::data::tokenize::{Language, Tokenizer};
+use tgcn::data::OnMissing;
+use tgcn::data::Split;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()

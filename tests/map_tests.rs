@@ -3,8 +3,8 @@
 use tch::{Kind, Tensor};
 use tgcn::config::EvalConfig;
 use tgcn::config::Protocol;
+use tgcn::eval::map::{average_precision, interpolated_pr11, precision_at, RankAccumulator};
 use tgcn::eval::rank;
-use tgcn::map::{average_precision, interpolated_pr11, precision_at, RankAccumulator};
 
 const T: bool = true;
 const F: bool = false;

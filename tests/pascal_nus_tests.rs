@@ -4,11 +4,12 @@
 use crate::common::{project_root, shared_data, temp_dir};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use tgcn::dataset::{Dataset, Split};
-use tgcn::features::{ids_path, write_features, Features};
-use tgcn::nus_wide::{self, NusFeatures, NusWideConfig};
-use tgcn::pascal::{self, OnMissing, PascalConfig, PascalEntry, PascalLayout};
-use tgcn::tokenize::{Language, Tokenizer};
+use tgcn::data::features::{ids_path, write_features, Features};
+use tgcn::data::nus_wide::{self, NusFeatures, NusWideConfig};
+use tgcn::data::pascal::{self, PascalConfig, PascalEntry, PascalLayout};
+use tgcn::data::tokenize::{Language, Tokenizer};
+use tgcn::data::OnMissing;
+use tgcn::data::{Dataset, Split};
 
 fn err_text<T>(r: anyhow::Result<T>) -> String {
     match r {
@@ -302,7 +303,7 @@ fn pascal_feature_errors_and_skips() {
 
 #[test]
 fn pascal_config_yaml_and_validation() {
-    let doc = doc_yaml("src/pascal.rs");
+    let doc = doc_yaml("src/data/pascal.rs");
     let cfg: PascalConfig = serde_yaml::from_value(doc["data"]["pascal"].clone()).unwrap();
     assert_eq!(cfg.layout, PascalLayout::Json);
     assert_eq!(cfg.split, [800, 100, 100]);
@@ -702,7 +703,7 @@ fn nus_fixture_bad_input_errors() {
 
 #[test]
 fn nus_config_yaml_and_validation() {
-    let doc = doc_yaml("src/nus_wide.rs");
+    let doc = doc_yaml("src/data/nus_wide.rs");
     let cfg: NusWideConfig = serde_yaml::from_value(doc["data"]["nus_wide"].clone()).unwrap();
     assert_eq!(cfg.image_features, NusFeatures::Dat { file: "BoW_int.dat".into() });
     assert_eq!((cfg.top_concepts, cfg.single_label, cfg.per_concept), (10, false, None));

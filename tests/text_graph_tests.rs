@@ -1,11 +1,12 @@
 //! Vocabulary, kNN graph and Laplacian properties.
 
 use tch::{Device, Kind, Tensor};
-use tgcn::config::{EdgeWeighting, LambdaMax};
-use tgcn::graph::Graph;
-use tgcn::knn::cosine_knn;
-use tgcn::laplacian::{normalized_laplacian, power_iteration, rescaled_laplacian};
-use tgcn::vocab::Vocab;
+use tgcn::graph::knn::cosine_knn;
+use tgcn::graph::laplacian::LambdaMax;
+use tgcn::graph::laplacian::{normalized_laplacian, power_iteration, rescaled_laplacian};
+use tgcn::graph::word_graph::EdgeWeighting;
+use tgcn::graph::word_graph::Graph;
+use tgcn::text::vocab::Vocab;
 
 fn toks(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()

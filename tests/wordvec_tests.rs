@@ -5,9 +5,9 @@ use crate::common::{project_root, shared_data, temp_dir};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use tch::Device;
-use tgcn::dataset::WordVectors;
-use tgcn::skipgram::{train_skipgram, SkipgramConfig};
-use tgcn::wordvec::{
+use tgcn::data::WordVectors;
+use tgcn::text::skipgram::{train_skipgram, SkipgramConfig};
+use tgcn::text::wordvec::{
     detect_format, read_vectors, vectors_for, Coverage, VectorFormat, VectorSource, VectorsConfig, GLOVE6B50_PATH,
 };
 

@@ -1,4 +1,8 @@
-//! The two towers and the scorer of the dual-path model.
+//! Model stage: the two towers and the scorer of the dual-path model (`cheb` is the
+//! Chebyshev layer).
+//!
+//! Input: bag-of-words signals `[B, V]`, the sparse L̃ (from the graph stage) and image
+//! features `[B, F_img]`. Output: embeddings `[B, D]` per modality and their scores.
 //!
 //! Text (`gcn`): bow `[B, V]` → `[B, V, 1]` → Chebyshev stack → `[B, V, F]` → flatten
 //! `[B, V·F]` → FC layers → `[B, D]`. Text (`mlp`, the ablation): bow `[B, V]` → FC layers
@@ -9,11 +13,68 @@
 //! the bilinear form S = (T ⊙ w) Iᵀ + b, one matrix product for a whole score matrix.
 //! `cosine`: s(t, i) = t·i / (|t||i|).
 
-use crate::cheb::{cheb_conv, ChebConv};
-use crate::config::{Activation, ModelConfig, ScorerKind, TextKind};
-use crate::laplacian::sparse_tensor;
+pub mod cheb;
+
+use crate::graph::laplacian::sparse_tensor;
+use cheb::{cheb_conv, ChebBias, ChebConv, ChebLayerConfig};
+use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub text: TextTowerConfig,
+    pub image: ImageTowerConfig,
+    /// Dimension of both towers' output.
+    pub embed_dim: usize,
+    pub scorer: ScorerKind,
+    /// Dropout on t ⊙ i in the product scorer.
+    pub dropout: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextTowerConfig {
+    /// `gcn`: Chebyshev stack over the word graph; `mlp`: the ablation without a graph.
+    pub kind: TextKind,
+    pub cheb: Vec<ChebLayerConfig>,
+    pub bias: ChebBias,
+    pub activation: Activation,
+    /// Activation after the last Chebyshev layer (the notes saw dead ReLU units there).
+    pub last_activation: Activation,
+    /// Hidden fully connected sizes between the flattened graph signal and the embedding.
+    pub fc: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TextKind {
+    Gcn,
+    Mlp,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    LeakyRelu,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ImageTowerConfig {
+    /// Hidden sizes of the image MLP before the embedding layer.
+    pub hidden: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ScorerKind {
+    Product,
+    Cosine,
+}
 
 fn activate(x: Tensor, a: Activation) -> Tensor {
     match a {

@@ -8,6 +8,7 @@
 //! with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8 and no weight decay (the L2
 //! term lives in the loss). Parameters are kept in name order, so the state is stable.
 
+use crate::run::checkpoint::OptimizerState;
 use anyhow::{ensure, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -58,9 +59,11 @@ impl Adam {
             }
         });
     }
+}
 
+impl OptimizerState for Adam {
     /// Writes the moments and step count as safetensors (`m.<param>`, `v.<param>`, `steps`).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    fn save(&self, path: &Path) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (n, (m, v)) in self.names.iter().zip(self.m.iter().zip(&self.v)) {
             named.push((format!("m.{n}"), m.to_device(tch::Device::Cpu)));
@@ -70,7 +73,7 @@ impl Adam {
         Tensor::write_safetensors(&named, path).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    pub fn load(&mut self, path: &Path) -> Result<()> {
+    fn load(&mut self, path: &Path) -> Result<()> {
         let mut t: HashMap<String, Tensor> = Tensor::read_safetensors(path)
             .with_context(|| format!("cannot read optimizer state {}", path.display()))?
             .into_iter()

@@ -7,12 +7,37 @@
 //! `max_labels > 1` items carry 1..=max_labels distinct labels (multi-label relevance).
 //! Results on it are labelled synthetic wherever they are printed.
 
-use crate::config::SyntheticConfig;
-use crate::dataset::{Dataset, Item, WordVectors};
+use crate::data::{Dataset, Item, WordVectors};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, WeightedIndex};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    pub classes: usize,
+    /// Topic words per class; their vectors cluster around the class centre.
+    pub words_per_class: usize,
+    /// Class-independent filler words with unclustered vectors.
+    pub shared_words: usize,
+    pub vector_dim: usize,
+    /// Std of a word vector around its topic centre (centres have unit-variance entries).
+    pub vector_noise: f64,
+    pub text_len_min: usize,
+    pub text_len_max: usize,
+    /// Probability that a token comes from one of the item's topics rather than filler.
+    pub topic_prob: f64,
+    pub image_dim: usize,
+    /// Std of the image noise around the class prototype.
+    pub image_noise: f64,
+    /// Labels per item: 1 for single-label, up to this many for multi-label.
+    pub max_labels: usize,
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
 
 /// A letters-only word name for index `i` ("wa", "wb", …), so any alphabetic tokenizer keeps it.
 pub fn word_name(i: usize) -> String {

@@ -114,6 +114,6 @@ pub fn write_features(path: &Path, f: &Features) -> Result<()> {
         f.ids.len(),
         f.dim
     );
-    crate::run::write_atomic(&ids_path(path), (f.ids.join("\n") + "\n").as_bytes())?;
-    crate::run::write_atomic(path, &npy_bytes(&f.data, f.ids.len(), f.dim))
+    crate::files::write_atomic(&ids_path(path), (f.ids.join("\n") + "\n").as_bytes())?;
+    crate::files::write_atomic(path, &npy_bytes(&f.data, f.ids.len(), f.dim))
 }

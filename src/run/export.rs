@@ -14,9 +14,10 @@
 
 use crate::config::Config;
 use crate::eval::Retrieval;
+use crate::files::{write_atomic, write_json};
 use crate::model::model;
 use crate::pipeline::Prepared;
-use crate::run::{write_atomic, write_json, RunDir};
+use crate::run::RunDir;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use tch::nn::{Module, VarStore};

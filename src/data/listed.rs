@@ -23,7 +23,7 @@
 //!   - `kind: mat`: a MAT v5 file (Eng-Wiki's `raw_features.mat`) whose `train_var` and
 //!     `test_var` (`I_tr` 2173×128 and `I_te` 693×128, SIFT bag-of-visual-words histograms)
 //!     hold one row per list pair, in list order.
-//!   - `kind: file`: a feature file keyed by image id ([`crate::features::read_features`]),
+//!   - `kind: file`: a feature file keyed by image id ([`crate::data::features::read_features`]),
 //!     for example one written by the image featurizer.
 //!
 //! The official split has no validation part: `val_fraction` of each class of the train
@@ -59,8 +59,8 @@
 //!   # markup: auto                      # plain | xml | html, raw texts only
 //! ```
 
-use crate::dataset::{stratified_split, Dataset, Item};
-use crate::tokenize::Tokenizer;
+use crate::data::tokenize::Tokenizer;
+use crate::data::{stratified_split, Dataset, Item};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -147,7 +147,7 @@ pub enum ImageSource {
     File { path: PathBuf },
 }
 
-pub use crate::dataset::OnMissing;
+use crate::data::OnMissing;
 
 /// Items dropped under `on_missing: skip`, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -321,7 +321,7 @@ struct ListFeatures {
 }
 
 fn mat_features(path: &Path, vars: [&str; 2], lists: [(&Path, &[ListEntry]); 2]) -> Result<ListFeatures> {
-    let mats = crate::mat5::read_matrices(path, &vars)?;
+    let mats = crate::data::mat5::read_matrices(path, &vars)?;
     ensure!(
         mats[0].cols == mats[1].cols,
         "{}: `{}` has {} columns but `{}` has {}",
@@ -364,13 +364,13 @@ fn mat_features(path: &Path, vars: [&str; 2], lists: [(&Path, &[ListEntry]); 2])
 }
 
 fn keyed_features(path: &Path, lists: [&[ListEntry]; 2]) -> Result<ListFeatures> {
-    let f = crate::features::read_features(path)?;
+    let f = crate::data::features::read_features(path)?;
     let mut index: HashMap<&str, usize> = HashMap::with_capacity(f.ids.len());
     for (r, id) in f.ids.iter().enumerate() {
         if let Some(first) = index.insert(id, r) {
             bail!(
                 "{}: image id {id} is on lines {} and {}",
-                crate::features::ids_path(path).display(),
+                crate::data::features::ids_path(path).display(),
                 first + 1,
                 r + 1
             );

@@ -6,11 +6,20 @@
 //! The entries are kept sorted by (row, col) with no duplicates, i.e. coalesced, so the
 //! sparse tensor can be built inside a traced closure without a coalesce step.
 
-use crate::config::LambdaMax;
-use crate::graph::Graph;
+use crate::graph::word_graph::Graph;
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LambdaMax {
+    /// λmax = 2, the upper bound of the normalized Laplacian (the authors' choice).
+    Fixed,
+    /// λmax estimated by power iteration on L.
+    PowerIteration,
+}
 
 /// A square sparse matrix in coalesced COO form.
 #[derive(Debug, Clone, PartialEq)]

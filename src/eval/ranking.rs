@@ -2,10 +2,10 @@
 //! chunks so that memory stays at chunk × database: a 100k × 200k evaluation never holds
 //! the full score matrix. Each chunk is ranked on the device with a stable descending
 //! sort (ties keep database order); relevance (sharing a label) is gathered in rank order
-//! and handed to the pure-Rust [`RankAccumulator`](crate::map::RankAccumulator).
+//! and handed to the pure-Rust [`RankAccumulator`](crate::eval::map::RankAccumulator).
 
 use crate::config::{EvalConfig, Protocol};
-use crate::map::{RankAccumulator, RankStats};
+use crate::eval::map::{RankAccumulator, RankStats};
 use crate::model::Model;
 use crate::pipeline::{Prepared, SplitTensors};
 use anyhow::Result;

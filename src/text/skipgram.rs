@@ -39,7 +39,7 @@
 //!   batch: 4096
 //! ```
 
-use crate::dataset::WordVectors;
+use crate::data::WordVectors;
 use anyhow::{ensure, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;

@@ -17,7 +17,7 @@
 //! are joined into one text and tokenized with the [`Tokenizer`] passed in.
 //!
 //! Image features: Pascal ships none, so they come from a `.npy` + `.ids.txt` pair (see
-//! [`crate::features`]) made by the featurizer. A feature id may be the image file name
+//! [`crate::data::features`]) made by the featurizer. A feature id may be the image file name
 //! (`2008_000716.jpg`) or its stem (`2008_000716`); the exact name is tried first. Feature
 //! rows whose id names no item are ignored (one file may cover several datasets).
 //!
@@ -41,9 +41,9 @@
 //!     on_missing: error                       # error | skip
 //! ```
 
-use crate::dataset::{stratified_split, Dataset, Item};
-use crate::features::{ids_path, read_features};
-use crate::tokenize::Tokenizer;
+use crate::data::features::{ids_path, read_features};
+use crate::data::tokenize::Tokenizer;
+use crate::data::{stratified_split, Dataset, Item};
 use anyhow::{bail, ensure, Context, Result};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use crate::dataset::OnMissing;
+use crate::data::OnMissing;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

@@ -7,8 +7,23 @@
 //! names), and b is `bias: [F_out]` (per filter) or `[V, F_out]` (per vertex). The
 //! recurrence runs on sparse × dense products with the whole batch folded into columns.
 
-use crate::config::ChebBias;
+use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChebLayerConfig {
+    /// Number of Chebyshev terms (K = 1 is a per-vertex linear layer).
+    pub k: usize,
+    pub filters: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChebBias {
+    PerFilter,
+    PerVertex,
+}
 
 #[derive(Debug)]
 pub struct ChebConv {

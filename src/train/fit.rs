@@ -11,14 +11,16 @@
 
 use crate::config::{Config, PairMode, Protocol};
 use crate::eval::{self, Retrieval};
-use crate::export;
-use crate::loss::{global_loss, l2_penalty};
-use crate::metrics::MetricsLog;
+use crate::files::{write_atomic, write_json};
 use crate::model::{model, Model};
-use crate::optim::Adam;
-use crate::pairs::sample_pairs;
 use crate::pipeline::{prepare, resolve_device, Prepared};
-use crate::run::{env_record, load_checkpoint, save_checkpoint, write_atomic, write_json, CheckpointMeta, RunDir};
+use crate::run::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta, OptimizerState};
+use crate::run::export;
+use crate::run::metrics::MetricsLog;
+use crate::run::{env_record, RunDir};
+use crate::train::loss::{global_loss, l2_penalty};
+use crate::train::optim::Adam;
+use crate::train::pairs::sample_pairs;
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -246,7 +248,7 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = Adam::new(&vs);
     let hash = cfg.hash()?;
-    let meta = load_checkpoint(&mut vs, Some(&mut opt), &run, "last", &hash)?;
+    let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &run, "last", &hash)?;
     ensure!(
         meta.epoch < cfg.train.epochs,
         "run {} already finished its {} epochs",
@@ -373,7 +375,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 line += "  *";
             }
         }
-        save_checkpoint(&s.vs, Some(&s.opt), &s.run, "last", &mut meta)?;
+        save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "last", &mut meta)?;
         s.epoch = epoch;
         log.flush()?;
         eprintln!("{line}");

@@ -1,6 +1,21 @@
-//! The common in-memory dataset every loader produces. Nothing downstream knows which
-//! dataset it came from: items carry tokens and labels, images are a dense feature
-//! matrix in item order, and the split lists item indices.
+//! Data stage: dataset files in their official layouts → one common in-memory
+//! [`Dataset`]. Nothing downstream knows which dataset it came from: items carry tokens
+//! and labels, images are a dense feature matrix in item order, and the split lists item
+//! indices.
+//!
+//! Input: files (`listed`: Eng-Wiki, TVGraz, Ch-Wiki; `pascal`; `nus_wide`), read with
+//! `mat5` (MATLAB v5) and `features` (`.npy` + ids) and tokenized by `tokenize` (English
+//! or Chinese), or the seeded `synthetic` generator.
+//! Output: [`Dataset`] (and [`WordVectors`] where a dataset ships them). This module holds
+//! the types every loader shares, [`OnMissing`] among them.
+
+pub mod synthetic;
+pub mod mat5;
+pub mod features;
+pub mod tokenize;
+pub mod listed;
+pub mod pascal;
+pub mod nus_wide;
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};

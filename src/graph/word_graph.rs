@@ -5,9 +5,16 @@
 //! follow cnn_graph: w_ij = exp(−d_ij² / σ²), with d the Euclidean distance of the
 //! unit vectors (d² = 2 − 2cos) and σ the mean distance to the k-th neighbour.
 
-use crate::config::EdgeWeighting;
-use crate::knn::Knn;
+use crate::graph::knn::Knn;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeWeighting {
+    Binary,
+    Gaussian,
+}
 
 /// A weighted undirected graph stored as a sorted, symmetric list of directed entries
 /// (both (i, j) and (j, i)), self-loops as (i, i).

@@ -30,7 +30,7 @@
 //! train = the rest.
 //!
 //! Image features come either from a `.dat` file under `Low_Level_Features/` (`kind: dat`) or
-//! from a `.npy` + `.ids.txt` pair keyed by image id (`kind: npy`, see [`crate::features`]),
+//! from a `.npy` + `.ids.txt` pair keyed by image id (`kind: npy`, see [`crate::data::features`]),
 //! whose ids may be the item id (`actor/0001_2124494179.jpg`), the file name
 //! (`0001_2124494179.jpg`) or its stem (`0001_2124494179`), tried in that order. An image
 //! without a feature row stops the load under `on_missing: error`; under `on_missing: skip`
@@ -56,9 +56,9 @@
 //!     on_missing: error               # error | skip
 //! ```
 
-use crate::dataset::{stratified_split, Dataset, Item};
-use crate::features::{ids_path, read_features};
-pub use crate::pascal::OnMissing;
+use crate::data::features::{ids_path, read_features};
+use crate::data::OnMissing;
+use crate::data::{stratified_split, Dataset, Item};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;

@@ -1,0 +1,11 @@
+//! Evaluation stage: a model and prepared splits → embeddings → rankings in both
+//! directions → MAP@k, MAP@all, precision@k and 11-point PR (`map`, pure Rust), scored
+//! in query chunks (`ranking`).
+//!
+//! Input: [`crate::model::Model`] and [`crate::pipeline::Prepared`]. Output: [`Retrieval`]
+//! (one protocol's [`map::RankStats`] for i2t and t2i).
+
+pub mod map;
+pub mod ranking;
+
+pub use ranking::{embed, evaluate_test, evaluate_val, rank, retrieval, Embedded, Retrieval};

@@ -1,0 +1,29 @@
+//! Text stage: a dataset's tokens (the data stage tokenizes, `data::tokenize`) → the
+//! train-split vocabulary and bag-of-words vertex signals (`vocab`) → word vectors for
+//! the graph (`skipgram` trains them, `wordvec` reads files and picks the source).
+//! [`TextConfig`] holds the tokenizer and vocabulary settings.
+//!
+//! Input: a [`crate::data::Dataset`]'s tokens. Output: [`vocab::Vocab`] and
+//! [`crate::data::WordVectors`].
+
+pub mod vocab;
+pub mod skipgram;
+pub mod wordvec;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    /// Tokenizer for raw texts: `en` (alphabetic, lowercase) or `zh` (jieba). Pre-tokenized
+    /// inputs (synthetic, Eng-Wiki `text_seqs`, NUS-WIDE tags) are taken as they are.
+    pub language: crate::data::tokenize::Language,
+    /// Drop English stop words (NLTK's list).
+    pub stop_words: bool,
+    /// Snowball (Porter 2) stemming for English.
+    pub stem: bool,
+    /// Keep words seen at least this many times in the train split.
+    pub min_freq: usize,
+    /// Keep at most this many words (most frequent first); null keeps all.
+    pub max_vocab: Option<usize>,
+}
