@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -44,10 +44,10 @@ train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set tr
 data: setup ## validate and prepare DATASET [SOURCE=dir]: counts, vocabulary, graph, OOV rates
 	$(BIN) data --dataset $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
 
-test: setup ## the test suite (CPU only, a few minutes)
+test: setup faiss ## the test suite (CPU only, a few minutes)
 	cargo test --release
 
-test-slow: setup backbone ## slow and real-data tests (../shared/data)
+test-slow: setup backbone faiss chromium ## slow and real-data tests (../shared/data; report rendering)
 	cargo test --release -- --ignored --test-threads 1
 
 test-engwiki: setup ## a short real training on Eng-Wiki (slow; beats random MAP)
@@ -67,6 +67,21 @@ $(BACKBONE): scripts/make_backbone.py | $(STAMP)
 	$(PY) scripts/make_backbone.py $@
 
 backbone: $(BACKBONE) ## TorchScript EfficientNet-Lite0 (1280-d pooled features) in models/
+
+# FAISS for serving `tgcn embed` exports (scripts/faiss_index.py, docs/serving.md).
+FAISS_STAMP := $(VENV)/.faiss
+
+$(FAISS_STAMP): | $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q faiss-cpu==1.15.1
+	touch $@
+
+faiss: $(FAISS_STAMP) ## FAISS (PyPI faiss-cpu) in .venv, for scripts/faiss_index.py
+
+chromium: ## headless Chromium (Debian's package) for the report-rendering test
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+bench-faiss: faiss ## exact vs approximate FAISS index at 100k synthetic items: queries/s, recall@10
+	$(PY) scripts/faiss_index.py bench --n 100000
 
 bench-featurize: build backbone ## images/s of `tgcn featurize` on IMAGES (CPU; batch 1, 16, 64)
 	$(BIN) bench-featurize --images $(IMAGES) --device cpu $(ARGS)

@@ -15,6 +15,7 @@
 //! eval      Model + Prepared ─► embeddings ─► ranking ─► map (MAP@k, MAP@all, curves)
 //! run       run folders, checkpoints, metrics (TensorBoard + CSV), export, report
 //! train     loss + pairs + optim ─► fit (the loop: validate, checkpoint, resume, test)
+//! retrieve  a trained run ─► search (one query), embed (.npy for FAISS), html (report.html)
 //! bench     speed tables over all of the above
 //! ```
 
@@ -31,4 +32,5 @@ pub mod pipeline;
 pub mod eval;
 pub mod run;
 pub mod train;
+pub mod retrieve;
 pub mod bench;

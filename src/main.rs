@@ -52,10 +52,49 @@ enum Cmd {
         #[arg(long)]
         source: Option<PathBuf>,
     },
-    /// A markdown table of finished runs, mean ± std over seeds, grouped by run name.
+    /// A markdown table of finished runs, mean ± std over seeds, grouped by run name;
+    /// with --html, a self-contained RUN/report.html per run (curves, retrieval examples).
     Report {
         /// Run folders (e.g. runs/eng-wiki/*).
         runs: Vec<PathBuf>,
+        /// Write RUN/report.html for each run instead of the table.
+        #[arg(long)]
+        html: bool,
+    },
+    /// Query a trained run with free text, an image file or a dataset item.
+    Search {
+        #[arg(long)]
+        run: PathBuf,
+        /// Free text, tokenized as the run's training texts were.
+        #[arg(long, required_unless_present_any = ["image", "item"], conflicts_with_all = ["image", "item"])]
+        text: Option<String>,
+        /// An image file, featurized with the run's backbone (needs `data.from_images`).
+        #[arg(long, conflicts_with = "item")]
+        image: Option<PathBuf>,
+        /// A dataset item, SPLIT:ID (e.g. test:42); its text is the query unless --side image.
+        #[arg(long)]
+        item: Option<String>,
+        /// With --item: query with the item's text (finds images) or its image (finds texts).
+        #[arg(long, default_value = "text", value_parser = ["text", "image"])]
+        side: String,
+        /// The splits searched: test, train or all.
+        #[arg(long, default_value = "test")]
+        against: String,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a run's text and image embeddings as .npy (+ ids, labels, manifest) for a vector index.
+    Embed {
+        #[arg(long)]
+        run: PathBuf,
+        /// train, val, test or all.
+        #[arg(long, default_value = "all")]
+        split: String,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Benchmark kNN search, the Chebyshev layer, a training step and ranking.
     Bench {
@@ -202,8 +241,47 @@ fn run() -> Result<()> {
             let data = tgcn::pipeline::prepare(&cfg, device, Some(Path::new("runs/cache")))?;
             println!("{}", data.summary());
         }
-        Cmd::Report { runs } => {
-            print!("{}", tgcn::run::report::report(&runs)?);
+        Cmd::Report { runs, html } => {
+            if html {
+                anyhow::ensure!(!runs.is_empty(), "--html needs at least one run folder");
+                for r in &runs {
+                    println!("wrote {}", tgcn::retrieve::html::write_report(r)?.display());
+                }
+            } else {
+                print!("{}", tgcn::run::report::report(&runs)?);
+            }
+        }
+        Cmd::Search { run, text, image, item, side, against, top, json } => {
+            use tgcn::retrieve::search::{format_result, search, Query, Side};
+            let against = tgcn::retrieve::Against::parse(&against)?;
+            let side = if side == "image" { Side::Image } else { Side::Text };
+            let q = match (text, image, item) {
+                (Some(t), _, _) => Query::Text(t),
+                (_, Some(p), _) => Query::Image(p),
+                (_, _, Some(i)) => Query::item(&i, side)?,
+                _ => anyhow::bail!("give one of --text, --image or --item"),
+            };
+            let t = tgcn::retrieve::Trained::load(&run)?;
+            let r = search(&t, &q, against, top)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", format_result(&r));
+            }
+        }
+        Cmd::Embed { run, split, out } => {
+            let splits = tgcn::retrieve::embed::parse_splits(&split)?;
+            tgcn::retrieve::embed::check_out(&out)?;
+            let t = tgcn::retrieve::Trained::load(&run)?;
+            let m = tgcn::retrieve::embed::write_embeddings(&t, &splits, &out)?;
+            println!(
+                "wrote {} text and image embeddings ({}-d, {} scorer, bias {:.6}) to {}",
+                m.count,
+                m.dim,
+                m.scorer,
+                m.bias,
+                out.display()
+            );
         }
         Cmd::Eval { run } => {
             tgcn::train::eval_run(&run)?;

@@ -41,6 +41,8 @@ pub struct SplitTensors {
     pub labels: Tensor,
     pub label_lists: Vec<Vec<usize>>,
     pub ids: Vec<String>,
+    /// The first tokens of each text, for showing retrieved texts (`tgcn search`, reports).
+    pub snippets: Vec<String>,
     pub oov_tokens: usize,
     pub tokens: usize,
 }
@@ -163,6 +165,35 @@ impl Prepared {
 
 pub fn tokenizer(cfg: &Config) -> crate::data::tokenize::Tokenizer {
     crate::data::tokenize::Tokenizer::new(cfg.text.language, cfg.text.stop_words, cfg.text.stem)
+}
+
+/// Tokens shown for a text: the first [`SNIPPET_TOKENS`], then `…` when cut.
+pub const SNIPPET_TOKENS: usize = 24;
+
+fn snippet(tokens: &[String]) -> String {
+    let mut s = tokens.iter().take(SNIPPET_TOKENS).cloned().collect::<Vec<_>>().join(" ");
+    if tokens.len() > SNIPPET_TOKENS {
+        s += " …";
+    }
+    s
+}
+
+/// A free-text query cut into tokens exactly as the dataset's texts were: whitespace for
+/// pre-tokenized texts (synthetic words, Eng-Wiki `text_seqs`, NUS-WIDE tags), the
+/// configured tokenizer for raw texts (Pascal captions, raw articles).
+pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
+    let pre_tokenized = match cfg.data.dataset {
+        DatasetKind::Synthetic | DatasetKind::NusWide => true,
+        DatasetKind::Pascal => false,
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            cfg.data.listed.as_ref().is_some_and(|l| l.texts == crate::data::listed::TextSource::TextSeqs)
+        }
+    };
+    if pre_tokenized {
+        text.split_whitespace().map(str::to_string).collect()
+    } else {
+        tokenizer(cfg).tokenize(text)
+    }
 }
 
 /// Runs the featurizer over `data.from_images` (resumable, cached by its inputs) and
@@ -452,6 +483,7 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
             labels: Tensor::from_slice(&lab).view([n, ds.classes.len() as i64]).to_device(device),
             label_lists: idx.iter().map(|&i| ds.items[i].labels.clone()).collect(),
             ids: idx.iter().map(|&i| ds.items[i].id.clone()).collect(),
+            snippets: idx.iter().map(|&i| snippet(&ds.items[i].tokens)).collect(),
             oov_tokens: oov,
             tokens: total,
         }

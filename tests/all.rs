@@ -12,5 +12,6 @@ mod layout_tests;
 mod listed_tests;
 mod map_tests;
 mod pascal_nus_tests;
+mod retrieve_tests;
 mod text_graph_tests;
 mod wordvec_tests;

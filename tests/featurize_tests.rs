@@ -475,3 +475,30 @@ fn efficientnet_lite0_on_real_pascal_photographs() {
     assert!(r.complete && r.reused_shards == 1, "{r:?}");
     assert_eq!(read_features(&out).unwrap(), f5, "resumed run differs from an uninterrupted one");
 }
+
+/// `tgcn search --image` featurizes its file exactly as `featurize` did the training
+/// images: same backbone, preprocessing and output row.
+#[test]
+fn search_image_query_features_equal_the_featurizer_row() {
+    let dir = temp_dir("featurize_search_image");
+    let Some(model) = tiny_cnn() else { return };
+    let images = list_images(&write_images(&dir, 4)).unwrap();
+    let cfg = tiny_cfg(&model);
+    let out = dir.join("feats.npy");
+    run(&images, &out, &cfg);
+    let f = read_features(&out).unwrap();
+    let fi = tgcn::config::FromImages { images: dir.clone(), featurize: cfg.clone() };
+    for (r, (_, path)) in images.iter().enumerate() {
+        let q = tgcn::retrieve::search::image_file_features(&fi, path, Device::Cpu).unwrap();
+        assert_eq!(q.size(), [1, f.dim as i64]);
+        let q: Vec<f32> = Vec::try_from(q.flatten(0, -1)).unwrap();
+        assert_close32(&q, &f.data[r * f.dim..(r + 1) * f.dim], 1e-5, "search image vs featurizer row");
+    }
+    let missing = tgcn::config::FromImages {
+        images: dir.clone(),
+        featurize: FeaturizeConfig { backbone: dir.join("none.pt"), ..cfg },
+    };
+    let e =
+        format!("{:#}", tgcn::retrieve::search::image_file_features(&missing, &images[0].1, Device::Cpu).unwrap_err());
+    assert!(e.contains("none.pt") && e.contains("does not exist"), "{e}");
+}

@@ -8,4 +8,4 @@
 pub mod map;
 pub mod ranking;
 
-pub use ranking::{embed, evaluate_test, evaluate_val, rank, retrieval, Embedded, Retrieval};
+pub use ranking::{embed, evaluate_test, evaluate_val, rank, ranking_order, retrieval, Embedded, Retrieval};

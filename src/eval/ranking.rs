@@ -37,6 +37,13 @@ pub fn embed(model: &Model, split: &SplitTensors, batch: usize) -> Embedded {
     })
 }
 
+/// The database order of each query row of `scores: [n, n_db] -> [n, n_db]` (indices),
+/// best first; ties keep database order (a stable sort). Evaluation and `tgcn search`
+/// both rank through this, so a search result is a row of what MAP was computed on.
+pub fn ranking_order(scores: &Tensor) -> Tensor {
+    scores.sort_stable(true, 1, true).1
+}
+
 /// Ranks `db` for every query. `score(q_chunk) -> [chunk, n_db]`.
 pub fn rank<F>(score: F, n_queries: usize, q_labels: &Tensor, db_labels: &Tensor, cfg: &EvalConfig) -> Result<RankStats>
 where
@@ -50,7 +57,7 @@ where
             let len = cfg.chunk.min(n_queries - start);
             let idx = Tensor::arange_start(start as i64, (start + len) as i64, (Kind::Int64, q_labels.device()));
             let s = score(&idx); // [len, n_db]
-            let (_, order) = s.sort_stable(true, 1, true);
+            let order = ranking_order(&s);
             let rel = q_labels.index_select(0, &idx).mm(&db_lab_t).gt(0.5).gather(1, &order, false);
             let n_db = rel.size()[1] as usize;
             let rel: Vec<u8> = Vec::try_from(rel.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;

@@ -175,20 +175,31 @@ impl Scorer {
     /// Score matrix `t: [Nt, D], i: [Ni, D] -> [Nt, Ni]`; with `train`, the product
     /// scorer applies dropout to the text side (a per-pair mask would need Nt×Ni×D).
     pub fn matrix(&self, t: &Tensor, i: &Tensor, train: bool) -> Tensor {
+        let t = match self.kind {
+            ScorerKind::Product => t.dropout(self.dropout, train),
+            ScorerKind::Cosine => t.shallow_clone(),
+        };
+        let (ts, is, bias) = self.inner_product_sides(&t, i);
+        let s = ts.mm(&is.tr()); // [Nt, Ni]
+        match bias {
+            Some(b) => s + b,
+            None => s,
+        }
+    }
+
+    /// The two sides whose inner product (plus the bias) is the score, as a vector index
+    /// stores them: `t: [Nt, D], i: [Ni, D] -> ([Nt, D], [Ni, D], bias [1])`. Product:
+    /// (t ⊙ w, i, b), since w·(t ⊙ i) + b = ⟨t ⊙ w, i⟩ + b. Cosine: both rows L2-normalised, no bias.
+    pub fn inner_product_sides(&self, t: &Tensor, i: &Tensor) -> (Tensor, Tensor, Option<Tensor>) {
         match (self.kind, &self.fc) {
             (ScorerKind::Product, Some(fc)) => {
                 let w = fc.ws.squeeze_dim(0); // [D]
-                let tw = t.dropout(self.dropout, train) * w; // [Nt, D]
-                let s = tw.mm(&i.tr()); // [Nt, Ni]
-                match &fc.bs {
-                    Some(b) => s + b,
-                    None => s,
-                }
+                (t * w, i.shallow_clone(), fc.bs.as_ref().map(Tensor::shallow_clone))
             }
             _ => {
                 let tn = t / t.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
                 let inn = i / i.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
-                tn.mm(&inn.tr())
+                (tn, inn, None)
             }
         }
     }

@@ -1,0 +1,112 @@
+//! Retrieval stage, for use after training: query a trained run (`search`), write its
+//! embeddings for a vector index (`embed`), and show what it retrieves (`html`, the run
+//! report with retrieval examples).
+//!
+//! Input: a run folder (its `config.yaml` and best checkpoint). Output: ranked hits,
+//! `.npy` embeddings with a manifest, and `report.html`.
+//!
+//! Everything here scores with the evaluation's own code: [`crate::eval::embed`] in the
+//! same chunks, [`crate::model::Scorer::matrix`] and [`crate::eval::ranking_order`], so a
+//! search result is exactly a row of the score matrix that MAP was computed on.
+
+pub mod search;
+pub mod embed;
+pub mod html;
+
+use crate::config::Config;
+use crate::data::Split;
+use crate::eval::{embed, Embedded};
+use crate::model::Model;
+use crate::pipeline::{prepare, resolve_device, Prepared};
+use crate::run::checkpoint::load_checkpoint;
+use crate::run::RunDir;
+use crate::train::fit::{build_model, seed_everything, EVAL_BATCH};
+use anyhow::{bail, Result};
+use std::path::Path;
+use tch::nn::VarStore;
+use tch::Tensor;
+
+/// A finished run, rebuilt from its own config with its best checkpoint loaded.
+pub struct Trained {
+    pub run: RunDir,
+    pub cfg: Config,
+    pub data: Prepared,
+    pub vs: VarStore,
+    pub model: Model,
+    /// The epoch of the best checkpoint.
+    pub epoch: usize,
+}
+
+impl Trained {
+    pub fn load(run_dir: &Path) -> Result<Trained> {
+        let run = RunDir::open(run_dir)?;
+        let cfg = run.config()?;
+        seed_everything(cfg.seed);
+        let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
+        let (mut vs, model) = build_model(&cfg, &data);
+        let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
+        Ok(Trained { run, cfg, data, vs, model, epoch: meta.epoch })
+    }
+}
+
+/// Which splits a query searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    Test,
+    Train,
+    /// Train, then validation, then test, in that row order.
+    All,
+}
+
+impl Against {
+    pub fn parse(s: &str) -> Result<Against> {
+        Ok(match s {
+            "test" => Against::Test,
+            "train" => Against::Train,
+            "all" => Against::All,
+            _ => bail!("--against must be test, train or all, not {s:?}"),
+        })
+    }
+
+    pub fn splits(self) -> &'static [Split] {
+        match self {
+            Against::Test => &[Split::Test],
+            Against::Train => &[Split::Train],
+            Against::All => &[Split::Train, Split::Val, Split::Test],
+        }
+    }
+}
+
+/// Items of one or more splits, embedded as the evaluation embeds them.
+pub struct Database {
+    pub emb: Embedded,
+    /// Per row: (split, index within the split).
+    pub rows: Vec<(Split, usize)>,
+}
+
+impl Database {
+    pub fn build(t: &Trained, splits: &[Split]) -> Database {
+        let mut parts = Vec::new();
+        let mut rows = Vec::new();
+        for &s in splits {
+            let st = t.data.split(s);
+            parts.push(embed(&t.model, st, EVAL_BATCH));
+            rows.extend((0..st.len()).map(|i| (s, i)));
+        }
+        let emb = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            let cat = |f: fn(&Embedded) -> &Tensor| Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0);
+            Embedded { text: cat(|e| &e.text), image: cat(|e| &e.image), labels: cat(|e| &e.labels) }
+        };
+        Database { emb, rows }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
