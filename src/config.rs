@@ -73,6 +73,8 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields)]
 pub struct FromImages {
     /// Folder of images, searched recursively (e.g. Eng-Wiki's `images/<category>/<id>.jpg`).
+    /// Omitted: `<dataset root>/images`, so that it follows the root (`--source`).
+    #[serde(default, skip_serializing_if = "crate::config::is_empty_path")]
     pub images: PathBuf,
     /// Backbone and preprocessing (`backbone: models/efficientnet_lite0.pt` from `make backbone`).
     #[serde(default)]
@@ -181,6 +183,21 @@ pub struct ExportConfig {
     pub enabled: bool,
 }
 
+pub fn is_empty_path(p: &Path) -> bool {
+    p.as_os_str().is_empty()
+}
+
+/// A range for humans: `[0, 1]`, `(0, 1]` for a positive lower bound of f64::MIN_POSITIVE,
+/// `≥ 0` when there is no upper bound.
+fn range_text(lo: f64, hi: f64) -> String {
+    match (lo == f64::MIN_POSITIVE, hi == f64::MAX) {
+        (true, true) => "positive".to_string(),
+        (true, false) => format!("in (0, {hi}]"),
+        (false, true) => format!("≥ {lo}"),
+        (false, false) => format!("in [{lo}, {hi}]"),
+    }
+}
+
 /// Where a raw YAML layer came from, for error messages.
 #[derive(Debug, Clone)]
 pub struct Layer {
@@ -210,6 +227,14 @@ impl Layer {
         let mut value = leaf;
         for part in key.split('.').rev() {
             ensure!(!part.is_empty(), "--set {assignment:?}: empty key segment");
+            if let Some((list, _)) = part.split_once('[') {
+                bail!(
+                    "--set {key}: `{part}` indexes a list, but lists are set whole: \
+                     --set '{}={}' (the whole list, in YAML flow style)",
+                    key.split_once('[').map_or(key, |(k, _)| k),
+                    if list == "cheb" { "[{k: 3, filters: 1}, {k: 3, filters: 1}]" } else { "[...]" }
+                );
+            }
             let mut m = Mapping::new();
             m.insert(Value::String(part.to_string()), value);
             value = Value::Mapping(m);
@@ -305,9 +330,17 @@ impl Config {
             Ok(())
         }
         fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
-            ensure!(v.is_finite() && v >= lo && v <= hi, "`{key}` must lie in [{lo}, {hi}], got {v}");
+            ensure!(v.is_finite() && v >= lo && v <= hi, "`{key}` must be {}, got {v}", range_text(lo, hi));
             Ok(())
         }
+        ensure!(
+            !self.name.is_empty()
+                && !self.name.starts_with('.')
+                && self.name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "`name` {:?} must be a plain folder name: letters, digits, `.`, `_` or `-`, not starting with `.` \
+             (it becomes part of the run folder's name)",
+            self.name
+        );
         if self.data.dataset == DatasetKind::Synthetic {
             let s = self
                 .data

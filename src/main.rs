@@ -350,9 +350,30 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// The error chain on one line, without libtorch's C++ backtrace (`Exception raised
+/// from …` and its `frame #N` lines), which says nothing to a user.
+fn one_line(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    let kept: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("frame #") || t.starts_with("Exception raised from") || t.is_empty())
+        })
+        .collect();
+    kept.join(" ")
+}
+
 fn main() {
+    // Printing into a closed pipe (`tgcn eval --run R | head -2`) ends the process quietly,
+    // as the default SIGPIPE does for other Unix tools, instead of a panic in println!.
+    // SAFETY: restoring the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     if let Err(e) = run() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
 }

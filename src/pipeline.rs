@@ -196,6 +196,19 @@ pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
     }
 }
 
+/// `data.from_images` with its folder resolved: as given, or `<dataset root>/images` when
+/// omitted (so that it follows `--source` and the root like every other dataset path).
+pub fn from_images(cfg: &Config) -> Result<Option<crate::config::FromImages>> {
+    let Some(fi) = &cfg.data.from_images else { return Ok(None) };
+    let mut fi = fi.clone();
+    if fi.images.as_os_str().is_empty() {
+        let root =
+            dataset_root(cfg).context("`data.from_images.images` is omitted but the dataset has no root folder")?;
+        fi.images = root.join("images");
+    }
+    Ok(Some(fi))
+}
+
 /// Runs the featurizer over `data.from_images` (resumable, cached by its inputs) and
 /// returns a feature file keyed by file stem, the id the dataset lists use.
 pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: Device) -> Result<PathBuf> {
@@ -295,6 +308,7 @@ pub fn dataset_root(cfg: &Config) -> Option<&Path> {
 
 /// Points the active dataset block at another root folder (`make data SOURCE=DIR`).
 pub fn set_dataset_root(cfg: &mut Config, root: PathBuf) -> Result<()> {
+    ensure!(!root.is_file(), "--source {} is a file; name the dataset's root folder", root.display());
     match cfg.data.dataset {
         DatasetKind::Synthetic => bail!("the synthetic dataset has no source folder"),
         DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
@@ -319,7 +333,7 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
             cfg.data.dataset.name()
         );
     }
-    if let Some(fi) = &cfg.data.from_images {
+    if let Some(fi) = &from_images(cfg)? {
         let path = featurize_images(fi, cache.unwrap_or(Path::new("runs/cache")), device)?;
         let mut c = with_image_features(cfg, path)?;
         c.data.from_images = None;
@@ -453,10 +467,150 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
     Ok(tg)
 }
 
+/// Where a config's image features come from, for messages.
+pub fn image_source(cfg: &Config) -> String {
+    if let Some(fi) = &cfg.data.from_images {
+        return format!("the features of {} (data.from_images)", fi.images.display());
+    }
+    let root = |p: &Path| dataset_root(cfg).map_or(p.to_path_buf(), |r| r.join(p));
+    match cfg.data.dataset {
+        DatasetKind::Synthetic => "the synthetic generator".to_string(),
+        DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+            match cfg.data.listed.as_ref().map(|l| &l.image_features) {
+                Some(crate::data::listed::ImageSource::Mat { file, .. }) => root(file).display().to_string(),
+                Some(crate::data::listed::ImageSource::File { path }) => path.display().to_string(),
+                None => "data.listed.image_features".to_string(),
+            }
+        }
+        DatasetKind::Pascal => cfg
+            .data
+            .pascal
+            .as_ref()
+            .map_or("data.pascal.image_features".into(), |p| p.image_features.display().to_string()),
+        DatasetKind::NusWide => match cfg.data.nus_wide.as_ref().map(|n| &n.image_features) {
+            Some(crate::data::nus_wide::NusFeatures::Dat { file }) => {
+                root(&Path::new("Low_Level_Features").join(file)).display().to_string()
+            }
+            Some(crate::data::nus_wide::NusFeatures::Npy { path }) => path.display().to_string(),
+            None => "data.nus_wide.image_features".to_string(),
+        },
+    }
+}
+
+/// Largest |value| accepted in image features: far above CNN activations or visual-word
+/// counts, far below where squares overflow f32 in the z-score.
+pub const MAX_FEATURE_MAGNITUDE: f32 = 1e8;
+
+/// Refuses image features that cannot train (no columns, all zero, all rows identical,
+/// absurd magnitudes) and warns about constant columns, naming `source`.
+pub fn check_image_features(ds: &Dataset, source: &str) -> Result<()> {
+    let (n, d) = (ds.items.len(), ds.image_dim);
+    ensure!(d > 0, "the image features in {source} have 0 columns ({n} rows): nothing to train the image tower on");
+    if n == 0 {
+        return Ok(());
+    }
+    let x = &ds.images;
+    let big = x.iter().enumerate().find(|(_, v)| v.abs() > MAX_FEATURE_MAGNITUDE);
+    if let Some((i, v)) = big {
+        bail!(
+            "the image features in {source} hold absurd magnitudes: {v:e} at row {}, column {} (|x| > {MAX_FEATURE_MAGNITUDE:e}); \
+             rescale them (they train as O(1)–O(1e3) values)",
+            i / d,
+            i % d
+        );
+    }
+    ensure!(
+        x.iter().any(|&v| v != 0.0),
+        "the image features in {source} are all zero ({n} × {d}): MAP would be at chance"
+    );
+    let first = &x[..d];
+    ensure!(
+        n < 2 || x.chunks(d).any(|row| row != first),
+        "all {n} image feature rows in {source} are identical: images cannot be told apart"
+    );
+    let constant = (0..d).filter(|&j| x.chunks(d).all(|row| row[j] == first[j])).count();
+    if constant > 0 {
+        eprintln!(
+            "warning: {constant} of {d} image feature columns in {source} are constant over all {n} items \
+             (z-scoring leaves them at 0; they carry no information)"
+        );
+    }
+    Ok(())
+}
+
+/// Digests of what a run was trained on, compared on resume and eval so that a changed
+/// dataset is caught before it meets a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DataFingerprint {
+    /// Vocabulary words in vertex order (and their number).
+    pub vocab: String,
+    pub vocab_size: usize,
+    /// L̃ entries.
+    pub graph: String,
+    /// Item ids of train, val and test, in order.
+    pub splits: String,
+    /// Raw image features and labels of every split.
+    pub features: String,
+}
+
+impl DataFingerprint {
+    /// The parts that differ from `other`, by name.
+    pub fn differences(&self, other: &DataFingerprint) -> Vec<String> {
+        let mut d = Vec::new();
+        if self.vocab != other.vocab {
+            d.push(format!("vocabulary ({} words, now {})", self.vocab_size, other.vocab_size));
+        }
+        for (name, a, b) in [
+            ("word graph", &self.graph, &other.graph),
+            ("splits", &self.splits, &other.splits),
+            ("image features or labels", &self.features, &other.features),
+        ] {
+            if a != b {
+                d.push(name.to_string());
+            }
+        }
+        d
+    }
+}
+
+impl Prepared {
+    pub fn fingerprint(&self) -> DataFingerprint {
+        use sha2::{Digest, Sha256};
+        let hex = |h: Sha256| h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect::<String>();
+        let mut v = Sha256::new();
+        for w in &self.vocab.words {
+            v.update(w.as_bytes());
+            v.update(b"\n");
+        }
+        let mut g = Sha256::new();
+        g.update(self.laplacian.n.to_le_bytes());
+        for ((r, c), x) in self.laplacian.rows.iter().zip(&self.laplacian.cols).zip(&self.laplacian.vals) {
+            g.update(r.to_le_bytes());
+            g.update(c.to_le_bytes());
+            g.update(x.to_le_bytes());
+        }
+        let (mut s, mut f) = (Sha256::new(), Sha256::new());
+        for t in [&self.train, &self.val, &self.test] {
+            for id in &t.ids {
+                s.update(id.as_bytes());
+                s.update(b"\n");
+            }
+            s.update(b"--\n");
+            for x in [&t.images_raw, &t.labels] {
+                let x = x.to_device(Device::Cpu).contiguous();
+                let vals: Vec<f32> = Vec::try_from(x.flatten(0, -1)).unwrap_or_default();
+                f.update(vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+            }
+        }
+        DataFingerprint { vocab: hex(v), vocab_size: self.vocab.len(), graph: hex(g), splits: hex(s), features: hex(f) }
+    }
+}
+
 /// Loads the dataset and prepares every model input on `device`. `cache` is the folder for
 /// the prepared vocabulary and graph (`runs/cache`); None always rebuilds.
 pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Prepared> {
     let ds = load_dataset(cfg, cache, device)?;
+    check_image_features(&ds, &image_source(cfg))?;
     let tg = text_graph(cfg, &ds, device, cache)?;
     let vocab = Vocab::from_words(tg.words.clone(), tg.counts.clone());
     let v = vocab.len();

@@ -13,5 +13,6 @@ mod listed_tests;
 mod map_tests;
 mod pascal_nus_tests;
 mod retrieve_tests;
+mod robustness_tests;
 mod text_graph_tests;
 mod wordvec_tests;

@@ -14,7 +14,7 @@ use tgcn::retrieve::search::{search, Query, Side};
 use tgcn::retrieve::{Against, Trained};
 
 /// One small synthetic run, trained once for this test binary.
-fn trained_run() -> PathBuf {
+pub(crate) fn trained_run() -> PathBuf {
     static RUN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     RUN.get_or_init(|| {
         let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];

@@ -42,7 +42,8 @@ impl Trained {
         let run = RunDir::open(run_dir)?;
         let cfg = run.config()?;
         seed_everything(cfg.seed);
-        let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
+        let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+        run.check_fingerprint(&data)?;
         let (mut vs, model) = build_model(&cfg, &data);
         let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
         Ok(Trained { run, cfg, data, vs, model, epoch: meta.epoch })

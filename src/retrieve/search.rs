@@ -103,7 +103,7 @@ pub struct SearchResult {
 /// Raw image files of a run whose features came from `data.from_images`, keyed by the id
 /// the dataset uses (the file stem); empty otherwise.
 pub fn image_paths(t: &Trained) -> Result<HashMap<String, PathBuf>> {
-    let Some(fi) = &t.cfg.data.from_images else { return Ok(HashMap::new()) };
+    let Some(fi) = crate::pipeline::from_images(&t.cfg)? else { return Ok(HashMap::new()) };
     Ok(crate::image::featurize::list_images(&fi.images)?
         .into_iter()
         .map(|(id, p)| (Path::new(&id).file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned()), p))
@@ -172,7 +172,7 @@ pub fn search_in(t: &Trained, db: &Database, q: &Query, against: Against, top: u
             (emb, info, None)
         }
         Query::Image(path) => {
-            let Some(fi) = &t.cfg.data.from_images else {
+            let Some(fi) = crate::pipeline::from_images(&t.cfg)? else {
                 bail!(
                     "run {} has no record of how its image features were made (its config has no \
                      `data.from_images`: its features came with the dataset), so an image file cannot be \
@@ -180,7 +180,7 @@ pub fn search_in(t: &Trained, db: &Database, q: &Query, against: Against, top: u
                     t.run.path.display()
                 )
             };
-            let raw = image_file_features(fi, path, data.device)?.to_device(data.device);
+            let raw = image_file_features(&fi, path, data.device)?.to_device(data.device);
             ensure!(
                 raw.size()[1] as usize == data.image_dim,
                 "the backbone gives {}-d features but the run was trained on {}-d ones",

@@ -30,6 +30,14 @@ pub struct CheckpointMeta {
     pub weights_sha256: String,
     /// SHA-256 of `<tag>.optim.safetensors`, when the optimizer state was saved.
     pub optim_sha256: Option<String>,
+    /// Totals over every session so far (a resumed run adds to them): wall seconds of
+    /// training (validation included), pairs seen, and seconds spent on those pairs.
+    #[serde(default)]
+    pub train_seconds: f64,
+    #[serde(default)]
+    pub pairs: usize,
+    #[serde(default)]
+    pub pair_seconds: f64,
 }
 
 /// Saves `<tag>.safetensors` (+ `<tag>.optim.safetensors`) and then the sidecar `<tag>.json`.

@@ -55,12 +55,73 @@ impl RunDir {
         Config::from_yaml_str(&text, &p.display().to_string())
     }
 
-    /// `runs/cache`, beside the dataset folders (the run is `runs/<dataset>/<run>`).
-    pub fn cache_dir(&self) -> PathBuf {
-        match self.path.parent().and_then(Path::parent) {
-            Some(root) => root.join("cache"),
-            None => PathBuf::from("runs/cache"),
+    /// The cache folder this run was trained with, from its `env.json` (`cache_dir`),
+    /// when that folder still exists; None otherwise (a run copied elsewhere, or made before
+    /// the record): then the data is rebuilt, and nothing is written outside the run.
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        let env: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.join("env.json")).ok()?).ok()?;
+        let dir = PathBuf::from(env["cache_dir"].as_str()?);
+        dir.is_dir().then_some(dir)
+    }
+
+    /// Records what the run was trained on (`data.json`).
+    pub fn write_fingerprint(&self, data: &crate::pipeline::Prepared) -> Result<()> {
+        crate::files::write_json(&self.join("data.json"), &data.fingerprint())
+    }
+
+    /// Refuses data that differs from what the run was trained on, naming what changed;
+    /// a run made before the record gets a warning.
+    pub fn check_fingerprint(&self, data: &crate::pipeline::Prepared) -> Result<()> {
+        let p = self.join("data.json");
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            eprintln!(
+                "warning: {} has no data.json: cannot check that the data still matches the checkpoints",
+                self.path.display()
+            );
+            return Ok(());
+        };
+        let saved: crate::pipeline::DataFingerprint =
+            serde_json::from_str(&text).with_context(|| format!("{} is not a data fingerprint", p.display()))?;
+        let diff = saved.differences(&data.fingerprint());
+        ensure!(
+            diff.is_empty(),
+            "the prepared data no longer matches run {}: {} changed since it was trained (see {}); \
+             restore the data it was trained on, or train a new run",
+            self.path.display(),
+            diff.join(", "),
+            p.display()
+        );
+        Ok(())
+    }
+
+    /// Holds `RUN/train.lock` while a process trains in the run; a second trainer is
+    /// refused. A lock left by a process that no longer runs is taken over.
+    pub fn lock(&self) -> Result<RunLock> {
+        let p = self.join("train.lock");
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    writeln!(f, "{}", std::process::id()).with_context(|| format!("cannot write {}", p.display()))?;
+                    return Ok(RunLock { path: p });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let pid = std::fs::read_to_string(&p).unwrap_or_default().trim().to_string();
+                    let alive = !pid.is_empty() && Path::new("/proc").join(&pid).exists();
+                    ensure!(
+                        !alive,
+                        "run {} is in use: process {pid} is training in it ({}); wait for it, or stop it first",
+                        self.path.display(),
+                        p.display()
+                    );
+                    eprintln!("note: taking over {} left by process {pid}, which no longer runs", p.display());
+                    std::fs::remove_file(&p).with_context(|| format!("cannot remove stale {}", p.display()))?;
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", p.display())),
+            }
         }
+        bail!("cannot lock {}", p.display())
     }
 
     pub fn join(&self, rel: &str) -> PathBuf {
@@ -68,8 +129,19 @@ impl RunDir {
     }
 }
 
+/// The lock of a run folder; released when dropped.
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Where and how a run ran: git commit, versions, device, threads, seed, command line.
-pub fn env_record(cfg: &Config, device: tch::Device) -> serde_json::Value {
+pub fn env_record(cfg: &Config, device: tch::Device, cache: &Path) -> serde_json::Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -90,6 +162,7 @@ pub fn env_record(cfg: &Config, device: tch::Device) -> serde_json::Value {
         "cuda_devices": tch::Cuda::device_count(),
         "threads": tch::get_num_threads(),
         "seed": cfg.seed,
+        "cache_dir": std::fs::canonicalize(cache).unwrap_or(cache.to_path_buf()),
         "command_line": std::env::args().collect::<Vec<_>>(),
         "started": chrono::Local::now().to_rfc3339(),
     })

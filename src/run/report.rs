@@ -1,6 +1,9 @@
-//! `tgcn report RUN...`: a markdown table of finished runs, grouped by run name (the
-//! `name` config key) over seeds, as mean ± sample std. This is how the README's result
-//! tables are made: train each variant with several `--set seed=N`, then report.
+//! `tgcn report RUN...`: a markdown table of finished runs, grouped over seeds as mean ±
+//! sample std. Runs share a row only when their resolved configs are identical apart from
+//! the seed (a hash of the config with the seed removed, shown beside the run name), so
+//! runs that differ in anything else are never averaged. A seed counted twice in a row is
+//! flagged. This is how the README's result tables are made: train each variant with
+//! several `--set seed=N`, then report.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -14,8 +17,9 @@ struct Saved {
     dataset: String,
 }
 
-/// (dataset, run name, protocol) -> per-seed (seed, six MAPs, k, train seconds).
-type Groups = BTreeMap<(String, String, String), Vec<(u64, [f64; 6], usize, f64)>>;
+/// (dataset, run name, config hash without the seed, protocol) -> per-run (seed, six
+/// MAPs, k, train seconds).
+type Groups = BTreeMap<(String, String, String, String), Vec<(u64, [f64; 6], usize, f64)>>;
 
 fn runs_k(g: &Groups) -> usize {
     g.values().flat_map(|rows| rows.iter().map(|r| r.2)).next().unwrap_or(0)
@@ -30,10 +34,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 
 /// Reads `summary.json` and `config.yaml` of each run folder and returns the table.
 pub fn report(runs: &[PathBuf]) -> Result<String> {
-    // (dataset, name, protocol) -> per-seed rows
+    anyhow::ensure!(!runs.is_empty(), "no run folders given (e.g. tgcn report runs/eng-wiki/*)");
     let mut groups: Groups = BTreeMap::new();
     let mut synthetic = false;
     for r in runs {
+        // Anything that is not a run folder (a glob typo, a file) is an error, not a skip.
+        let run = crate::run::RunDir::open(r)?;
         let p = r.join("summary.json");
         if !p.exists() {
             eprintln!("skipping {}: no summary.json (unfinished run)", r.display());
@@ -42,16 +48,13 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         let s: Saved =
             serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
                 .with_context(|| format!("{} is not a run summary", p.display()))?;
-        let cfg = crate::run::RunDir::open(r)?.config()?;
+        let cfg = run.config()?;
+        let variant = crate::config::Config { seed: 0, ..cfg.clone() }.hash()?;
         synthetic |= s.synthetic;
         for t in &s.test {
             let m = [t.i2t.map_all, t.t2i.map_all, t.map_all_mean(), t.i2t.map_k, t.t2i.map_k, t.map_k_mean()];
-            groups.entry((s.dataset.clone(), cfg.name.clone(), t.protocol.clone())).or_default().push((
-                cfg.seed,
-                m,
-                t.i2t.k,
-                s.train_seconds,
-            ));
+            let key = (s.dataset.clone(), cfg.name.clone(), variant[..8].to_string(), t.protocol.clone());
+            groups.entry(key).or_default().push((cfg.seed, m, t.i2t.k, s.train_seconds));
         }
     }
     let k = runs_k(&groups);
@@ -60,17 +63,41 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         out += "(includes SYNTHETIC-data runs)\n\n";
     }
     out += &format!(
-        "| dataset | run name | protocol | seeds | i2t MAP@all | t2i MAP@all | mean MAP@all | i2t MAP@{k} | t2i MAP@{k} | mean MAP@{k} | train s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| dataset | run name (config) | protocol | seeds | i2t MAP@all | t2i MAP@all | mean MAP@all | i2t MAP@{k} | t2i MAP@{k} | mean MAP@{k} | train s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
-    for ((dataset, name, protocol), rows) in &groups {
-        let seeds: Vec<String> = rows.iter().map(|r| r.0.to_string()).collect();
+    let mut warnings = Vec::new();
+    for ((dataset, name, variant, protocol), rows) in &groups {
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for r in rows {
+            *counts.entry(r.0).or_default() += 1;
+        }
+        let seeds: Vec<String> =
+            counts.iter().map(|(s, &c)| if c > 1 { format!("{s} ×{c} ⚠") } else { s.to_string() }).collect();
+        for (seed, &c) in counts.iter().filter(|(_, &c)| c > 1) {
+            let w = format!(
+                "⚠ {name} ({variant}): seed {seed} is counted {c} times, so its ± is not seed variance (a rerun of the same run?)"
+            );
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
         let mut cells = Vec::new();
         for j in 0..6 {
             let (m, s) = mean_std(&rows.iter().map(|r| r.1[j]).collect::<Vec<_>>());
             cells.push(format!("{m:.4} ± {s:.4}"));
         }
         let (t, _) = mean_std(&rows.iter().map(|r| r.3).collect::<Vec<_>>());
-        out += &format!("| {dataset} | {name} | {protocol} | {} | {} | {t:.0} |\n", seeds.join(","), cells.join(" | "));
+        out += &format!(
+            "| {dataset} | {name} ({variant}) | {protocol} | {} | {} | {t:.0} |\n",
+            seeds.join(","),
+            cells.join(" | ")
+        );
+    }
+    for w in warnings {
+        out += &format!("\n{w}");
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
     }
     Ok(out)
 }

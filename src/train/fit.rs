@@ -197,6 +197,10 @@ struct Session {
     epoch: usize,
     step: usize,
     best: Option<(usize, f64)>,
+    /// Totals of earlier sessions of this run (see [`CheckpointMeta`]).
+    before: (f64, usize, f64),
+    /// Held while training; released when the session ends.
+    _lock: crate::run::RunLock,
 }
 
 /// Per-epoch seeding: epoch e's pairs, shuffles and dropout masks depend only on
@@ -212,13 +216,18 @@ fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
 pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outcome> {
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let data = prepare(cfg, device, Some(&runs_root.join("cache")))?;
+    check_stop_after(opts, cfg.train.epochs, 0)?;
+    let cache = runs_root.join("cache");
+    std::fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
+    let data = prepare(cfg, device, Some(&cache))?;
     eprintln!("{}{}", data.summary(), synthetic_note(cfg));
 
     let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
+    let lock = run.lock()?;
     eprintln!("run folder {}  device {device:?}  threads {}", run.path.display(), tch::get_num_threads());
     write_atomic(&run.join("config.yaml"), cfg.to_yaml()?.as_bytes())?;
-    write_json(&run.join("env.json"), &env_record(cfg, device))?;
+    write_json(&run.join("env.json"), &env_record(cfg, device, &cache))?;
+    run.write_fingerprint(&data)?;
 
     let (vs, m) = build_model(cfg, &data);
     let opt = Adam::new(&vs);
@@ -234,17 +243,33 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
         untrained.protocol
     );
     let hash = cfg.hash()?;
-    let s = Session { cfg: cfg.clone(), data, run, vs, m, opt, log, hash, epoch: 0, step: 0, best: None };
+    let s = Session {
+        cfg: cfg.clone(),
+        data,
+        run,
+        vs,
+        m,
+        opt,
+        log,
+        hash,
+        epoch: 0,
+        step: 0,
+        best: None,
+        before: (0.0, 0, 0.0),
+        _lock: lock,
+    };
     fit(s, opts)
 }
 
 /// Continues an interrupted run from its last checkpoint (weights, optimizer, epoch).
 pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let run = RunDir::open(run_dir)?;
+    let lock = run.lock()?;
     let cfg = run.config()?;
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let data = prepare(&cfg, device, Some(&run.cache_dir()))?;
+    let data = prepare(&cfg, device, run.cache_dir().as_deref())?;
+    run.check_fingerprint(&data)?;
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = Adam::new(&vs);
     let hash = cfg.hash()?;
@@ -255,10 +280,39 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
         run.path.display(),
         cfg.train.epochs
     );
+    check_stop_after(opts, cfg.train.epochs, meta.epoch)?;
     eprintln!("resuming {} after epoch {} (step {})", run.path.display(), meta.epoch, meta.step);
     let log = MetricsLog::resume(&run.join("tb"), &run.join("metrics.csv"), meta.epoch)?;
-    let s = Session { cfg, data, run, vs, m, opt, log, hash, epoch: meta.epoch, step: meta.step, best: meta.best };
+    let s = Session {
+        cfg,
+        data,
+        run,
+        vs,
+        m,
+        opt,
+        log,
+        hash,
+        epoch: meta.epoch,
+        step: meta.step,
+        best: meta.best,
+        before: (meta.train_seconds, meta.pairs, meta.pair_seconds),
+        _lock: lock,
+    };
     fit(s, opts)
+}
+
+/// `--stop-after-epoch E` must fall in (done, epochs]: 0, an epoch already done or one
+/// past the last would otherwise be ignored without a word.
+fn check_stop_after(opts: &TrainOptions, epochs: usize, done: usize) -> Result<()> {
+    if let Some(e) = opts.stop_after_epoch {
+        ensure!(
+            e > done && e <= epochs,
+            "--stop-after-epoch {e} is outside {}..={epochs}: the run {} and trains {epochs} epochs",
+            done + 1,
+            if done == 0 { "starts at epoch 1".to_string() } else { format!("resumes after epoch {done}") }
+        );
+    }
+    Ok(())
 }
 
 fn synthetic_note(cfg: &Config) -> &'static str {
@@ -361,6 +415,9 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
             config_hash: s.hash.clone(),
             weights_sha256: String::new(),
             optim_sha256: None,
+            train_seconds: 0.0,
+            pairs: s.before.1 + total_pairs,
+            pair_seconds: s.before.2 + total_secs,
         };
         if epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs {
             let val = eval::evaluate_val(m, data, &cfg.eval, EVAL_BATCH)?;
@@ -375,6 +432,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 line += "  *";
             }
         }
+        meta.train_seconds = s.before.0 + t_start.elapsed().as_secs_f64();
         save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "last", &mut meta)?;
         s.epoch = epoch;
         log.flush()?;
@@ -384,7 +442,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
             return Ok(Outcome::Paused { run: s.run.path.clone(), epoch });
         }
     }
-    let train_seconds = t_start.elapsed().as_secs_f64();
+    let train_seconds = s.before.0 + t_start.elapsed().as_secs_f64();
+    let (total_pairs, total_secs) = (s.before.1 + total_pairs, s.before.2 + total_secs);
     let (best_epoch, best_val) = s.best.context("no validation ran")?;
     load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
 
@@ -420,15 +479,28 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
 /// Test retrieval under both protocols (the configured one first), with curves saved
 /// to `curves/`.
 pub fn test_report(cfg: &Config, m: &Model, data: &Prepared, run: &RunDir) -> Result<Vec<Retrieval>> {
-    let mut protocols = vec![cfg.eval.protocol];
-    protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
-    let mut out = Vec::new();
-    for p in protocols {
-        let r = eval::evaluate_test(m, data, &cfg.eval, p, EVAL_BATCH)?;
-        write_curves(run, &r)?;
-        out.push(r);
+    let out = test_retrievals(cfg, m, data)?;
+    for r in &out {
+        write_curves(run, r)?;
     }
     Ok(out)
+}
+
+/// Test retrieval under both protocols, the configured one first.
+pub fn test_retrievals(cfg: &Config, m: &Model, data: &Prepared) -> Result<Vec<Retrieval>> {
+    let mut protocols = vec![cfg.eval.protocol];
+    protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
+    protocols.into_iter().map(|p| eval::evaluate_test(m, data, &cfg.eval, p, EVAL_BATCH)).collect()
+}
+
+/// Writes the curves of `test` where the run folder allows; a read-only run keeps the
+/// numbers already printed, with a warning.
+fn write_curves_or_warn(run: &RunDir, test: &[Retrieval]) {
+    for r in test {
+        if let Err(e) = write_curves(run, r) {
+            eprintln!("warning: curves of {} not written: {e:#}", r.protocol);
+        }
+    }
 }
 
 fn write_curves(run: &RunDir, r: &Retrieval) -> Result<()> {
@@ -494,15 +566,17 @@ pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     let run = RunDir::open(run_dir)?;
     let cfg = run.config()?;
     seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
+    let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+    run.check_fingerprint(&data)?;
     let (mut vs, m) = build_model(&cfg, &data);
     let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
     eprintln!("loaded best checkpoint of epoch {} from {}", meta.epoch, run.path.display());
-    let test = test_report(&cfg, &m, &data, &run)?;
+    let test = test_retrievals(&cfg, &m, &data)?;
     println!(
         "{}",
         report_table(&data.dataset_name, cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
     );
+    write_curves_or_warn(&run, &test);
     Ok(test)
 }
 
@@ -511,9 +585,11 @@ pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     let run = RunDir::open(run_dir)?;
     let cfg = run.config()?;
     seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
+    let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+    run.check_fingerprint(&data)?;
     let (mut vs, m) = build_model(&cfg, &data);
     load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
-    let test = test_report(&cfg, &m, &data, &run)?;
+    let test = test_retrievals(&cfg, &m, &data)?;
+    write_curves_or_warn(&run, &test);
     export::export_run(&cfg, &data, &vs, &run, &test)
 }
