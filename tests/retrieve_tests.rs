@@ -302,3 +302,69 @@ fn html_report_renders_in_headless_chromium() {
     let colours: std::collections::HashSet<[u8; 3]> = img.pixels().step_by(7).map(|p| p.0).collect();
     assert!(colours.len() > 50, "{} colours: a blank render?", colours.len());
 }
+
+/// A Pascal-layout run made from raw images (tiny TorchScript CNN): `--image` queries
+/// through the run's backbone, image hits carry their files, and the report shows them
+/// as inline thumbnails.
+#[test]
+fn raw_image_runs_search_by_image_and_show_thumbnails() {
+    let Some(py) = venv_python() else { return };
+    let dir = temp_dir("retrieve_pascal_raw");
+    let model = dir.join("tiny_cnn.pt");
+    run_python(&py, &project_root().join("scripts/make_tiny_cnn.py"), &["make", model.to_str().unwrap()]);
+    let root = dir.join("pascal");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    let mut json = serde_json::Map::new();
+    for i in 0..24 {
+        let (class, words, colour) = if i % 2 == 0 {
+            ("cat", "cat whiskers fur meow tail", [200u8, 40, 40])
+        } else {
+            ("car", "car wheel engine road drive", [40u8, 40, 200])
+        };
+        let name = format!("2008_{i:06}.png");
+        let img = image::RgbImage::from_fn(24, 20, |x, y| {
+            let n = ((x * 7 + y * 13 + i * 5) % 23) as u8;
+            image::Rgb([colour[0].saturating_add(n), colour[1].saturating_add(n), colour[2].saturating_add(n)])
+        });
+        img.save(root.join("images").join(&name)).unwrap();
+        json.insert(
+            name,
+            serde_json::json!({"category": class, "captions": [format!("a {words}"), format!("the {words} here")]}),
+        );
+    }
+    std::fs::write(root.join("pascal_sentences.json"), serde_json::Value::Object(json).to_string()).unwrap();
+    let m = model.to_str().unwrap();
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/pascal.yaml")).unwrap()];
+    for s in [
+        "device=cpu".to_string(),
+        format!("data.pascal.root={}", root.display()),
+        "data.pascal.split=[12, 4, 8]".to_string(),
+        format!("data.from_images.featurize={{backbone: {m}, resize: 20, crop: 16, batch_size: 8}}"),
+        "text.min_freq=1".to_string(),
+        "vectors.skipgram.epochs=1".to_string(),
+        "model.embed_dim=16".to_string(),
+        "train.epochs=1".to_string(),
+        "train.pairs_per_epoch=200".to_string(),
+        "train.batch_size=8".to_string(),
+        "export.enabled=false".to_string(),
+    ] {
+        layers.push(Layer::from_set(&s).unwrap());
+    }
+    let cfg = Config::from_layers(&layers).unwrap();
+    let run = tgcn::train::train(&cfg, &dir.join("runs"), &Default::default()).unwrap().summary().unwrap().run;
+
+    let t = Trained::load(&run).unwrap();
+    let file = root.join("images/2008_000000.png");
+    let r = search(&t, &Query::Image(file.clone()), Against::Test, 3).unwrap();
+    assert_eq!((r.direction, r.hits.len()), ("i2t", 3));
+    assert!(r.hits.iter().all(|h| h.snippet.is_some()), "image queries find texts");
+    let q = Query::Item { split: Split::Test, id: t.data.test.ids[0].clone(), side: Side::Text };
+    let r = search(&t, &q, Against::Test, 4).unwrap();
+    for h in &r.hits {
+        let p = h.image.as_ref().unwrap_or_else(|| panic!("hit {} has no image file", h.id));
+        assert!(p.is_file() && p.file_name().unwrap().to_string_lossy() == h.id, "{} -> {}", h.id, p.display());
+    }
+    let html = std::fs::read_to_string(tgcn::retrieve::html::write_report(&run).unwrap()).unwrap();
+    let thumbs = html.matches("src=\"data:image/png;base64,").count();
+    assert!(thumbs >= 5, "{thumbs} inline thumbnails");
+}

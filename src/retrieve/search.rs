@@ -100,14 +100,18 @@ pub struct SearchResult {
     pub hits: Vec<Hit>,
 }
 
-/// Raw image files of a run whose features came from `data.from_images`, keyed by the id
-/// the dataset uses (the file stem); empty otherwise.
+/// Raw image files of a run whose features came from `data.from_images`, keyed by the ids
+/// a dataset may use for them (the file stem, as features are keyed, and the file name, as
+/// Pascal's items are named); empty otherwise.
 pub fn image_paths(t: &Trained) -> Result<HashMap<String, PathBuf>> {
     let Some(fi) = crate::pipeline::from_images(&t.cfg)? else { return Ok(HashMap::new()) };
-    Ok(crate::image::featurize::list_images(&fi.images)?
-        .into_iter()
-        .map(|(id, p)| (Path::new(&id).file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned()), p))
-        .collect())
+    let mut out = HashMap::new();
+    for (_, p) in crate::image::featurize::list_images(&fi.images)? {
+        for key in [p.file_stem(), p.file_name()].into_iter().flatten() {
+            out.insert(key.to_string_lossy().into_owned(), p.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Raw features `[1, F]` of one image file, through the backbone and preprocessing of
