@@ -122,6 +122,33 @@ pub struct LossConfig {
     pub margin: f64,
     /// L2 coefficient on the fully connected weights (sum of squares).
     pub l2: f64,
+    /// Weight of the global loss (the authors' objective) in the total.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub global: f64,
+    /// Weight of the in-batch multi-positive InfoNCE term (`train.pairs: in_batch` only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub contrastive: f64,
+    /// Temperature τ of the contrastive term (scores / τ).
+    #[serde(default = "default_temperature", skip_serializing_if = "is_default_temperature")]
+    pub temperature: f64,
+}
+
+// Defaults that are left out of the saved YAML, so that configs written before these keys
+// existed keep their hash (and their runs' checkpoints stay loadable).
+fn one() -> f64 {
+    1.0
+}
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+fn default_temperature() -> f64 {
+    0.1
+}
+fn is_default_temperature(v: &f64) -> bool {
+    *v == 0.1
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -423,6 +450,18 @@ impl Config {
         in_range("loss.lambda", self.loss.lambda, 0.0, f64::MAX)?;
         in_range("loss.margin", self.loss.margin, 0.0, f64::MAX)?;
         in_range("loss.l2", self.loss.l2, 0.0, f64::MAX)?;
+        in_range("loss.global", self.loss.global, 0.0, f64::MAX)?;
+        in_range("loss.contrastive", self.loss.contrastive, 0.0, f64::MAX)?;
+        in_range("loss.temperature", self.loss.temperature, f64::MIN_POSITIVE, f64::MAX)?;
+        ensure!(
+            self.loss.global + self.loss.contrastive > 0.0,
+            "`loss.global` and `loss.contrastive` are both 0: nothing to train on"
+        );
+        ensure!(
+            self.loss.contrastive == 0.0 || self.train.pairs == PairMode::InBatch,
+            "`loss.contrastive` = {} needs `train.pairs: in_batch` (it contrasts every pair of a batch)",
+            self.loss.contrastive
+        );
         pos("train.epochs", self.train.epochs)?;
         pos("train.batch_size", self.train.batch_size)?;
         ensure!(self.train.lr.is_finite() && self.train.lr > 0.0, "`train.lr` must be positive, got {}", self.train.lr);

@@ -194,3 +194,20 @@ fn global_loss_matches_hand_calculation() {
     let w = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
     assert!((tgcn::train::loss::l2_penalty(&[&w]).double_value(&[]) - 14.0).abs() < 1e-6);
 }
+
+/// The in-batch multi-positive InfoNCE against torch (value and gradient, multi-label).
+#[test]
+fn contrastive_loss_matches_torch_value_and_gradient() {
+    let f = fixture("contrastive.json");
+    let n = f["n"].as_i64().unwrap();
+    let c = f["c"].as_i64().unwrap();
+    let v = |k: &str| -> Vec<f64> { f[k].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let scores = Tensor::from_slice(&v("scores")).view([n, n]).set_requires_grad(true);
+    let labels = Tensor::from_slice(&v("labels")).view([n, c]);
+    let positive = labels.mm(&labels.tr()).gt(0.5);
+    let loss = tgcn::train::loss::contrastive_loss(&scores, &positive, f["temperature"].as_f64().unwrap());
+    assert!((loss.double_value(&[]) - f["loss"].as_f64().unwrap()).abs() < 1e-10, "loss {}", loss.double_value(&[]));
+    loss.backward();
+    let grad: Vec<f64> = Vec::try_from(scores.grad().flatten(0, -1)).unwrap();
+    assert_close(&grad, &v("grad"), 1e-10, "d loss / d scores");
+}

@@ -179,6 +179,35 @@ fn same_seed_gives_identical_metrics_and_resume_matches() {
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("already finished"));
 }
 
+/// The contrastive objective alone (global weight 0) trains on multi-label data, and
+/// each term is logged; it is refused with sampled pairs.
+#[test]
+fn multilabel_contrastive_trains_and_logs_its_term() {
+    let root = temp_dir("e2e_contrastive");
+    let cfg = small_cfg(&[
+        "data.synthetic.max_labels=3",
+        "train.pairs=in_batch",
+        "train.batch_size=64",
+        "train.epochs=6",
+        "model.scorer=cosine",
+        "loss.global=0",
+        "loss.contrastive=1",
+        "loss.temperature=0.1",
+        "export.enabled=false",
+    ]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    assert!(after > before + 0.1, "contrastive: trained {after:.4} vs untrained {before:.4}");
+    let names: std::collections::BTreeSet<String> =
+        read_csv_rows(&s.run.join("metrics.csv")).into_iter().map(|r| r[2].clone()).collect();
+    assert!(names.contains("train/loss_contrastive") && names.contains("train/loss_global"), "{names:?}");
+
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
+    layers.push(Layer::from_set("loss.contrastive=1").unwrap());
+    let e = format!("{:#}", Config::from_layers(&layers).unwrap_err());
+    assert!(e.contains("needs `train.pairs: in_batch`"), "{e}");
+}
+
 #[test]
 fn multilabel_in_batch_cosine_trains() {
     let root = temp_dir("e2e_multilabel");

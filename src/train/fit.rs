@@ -18,7 +18,7 @@ use crate::run::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta, O
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
 use crate::run::{env_record, RunDir};
-use crate::train::loss::{global_loss, l2_penalty};
+use crate::train::loss::{contrastive_loss, global_loss, l2_penalty};
 use crate::train::optim::Adam;
 use crate::train::pairs::sample_pairs;
 use anyhow::{bail, ensure, Context, Result};
@@ -67,6 +67,8 @@ pub struct Summary {
 
 struct EpochStats {
     loss: f64,
+    /// Sums of the weighted terms: global, contrastive.
+    terms: [f64; 2],
     mean_pos: f64,
     mean_neg: f64,
     var_pos: f64,
@@ -115,8 +117,11 @@ fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<
     })
 }
 
-/// Positive and negative scores of one batch, in training mode.
-fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> (Tensor, Tensor, usize) {
+/// Positive and negative scores of one batch, in training mode, plus (for in-batch
+/// batches) the `[B, B]` score matrix and its shares-a-label mask.
+type BatchScores = (Tensor, Tensor, usize, Option<(Tensor, Tensor)>);
+
+fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> BatchScores {
     let dev = data.device;
     match batch {
         Batch::Pairs { texts, images, n_pos } => {
@@ -127,7 +132,7 @@ fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> (Tensor, Tensor, u
             let s = m.scorer.pairs(&t, &i, true); // [B]
             let n = texts.len() as i64;
             let p = *n_pos as i64;
-            (s.narrow(0, 0, p), s.narrow(0, p, n - p), texts.len())
+            (s.narrow(0, 0, p), s.narrow(0, p, n - p), texts.len(), None)
         }
         Batch::Items(items) => {
             let idx = Tensor::from_slice(items).to_device(dev);
@@ -136,7 +141,8 @@ fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> (Tensor, Tensor, u
             let s = m.scorer.matrix(&t, &i, true); // [B, B]
             let lab = data.train.labels.index_select(0, &idx);
             let mask = lab.mm(&lab.tr()).gt(0.5); // [B, B] shares a label
-            (s.masked_select(&mask), s.masked_select(&mask.logical_not()), items.len() * items.len())
+            let (pos, neg) = (s.masked_select(&mask), s.masked_select(&mask.logical_not()));
+            (pos, neg, items.len() * items.len(), Some((s, mask)))
         }
     }
 }
@@ -340,13 +346,30 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         );
         bar.set_prefix(format!("epoch {epoch}/{}", cfg.train.epochs));
         let t0 = Instant::now();
-        let mut st =
-            EpochStats { loss: 0.0, mean_pos: 0.0, mean_neg: 0.0, var_pos: 0.0, var_neg: 0.0, pairs: 0, seconds: 0.0 };
+        let mut st = EpochStats {
+            loss: 0.0,
+            terms: [0.0; 2],
+            mean_pos: 0.0,
+            mean_neg: 0.0,
+            var_pos: 0.0,
+            var_neg: 0.0,
+            pairs: 0,
+            seconds: 0.0,
+        };
         let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
         for batch in &batches {
-            let (pos, neg, n_pairs) = batch_scores(m, data, batch);
+            let (pos, neg, n_pairs, matrix) = batch_scores(m, data, batch);
             let g = global_loss(&pos, &neg, cfg.loss.lambda, cfg.loss.margin);
-            let total = if cfg.loss.l2 > 0.0 { &g.loss + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { g.loss };
+            // Weights of 1 and 0 add no op, so the authors' recipe trains bit for bit as before.
+            let mut total = if cfg.loss.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * cfg.loss.global };
+            st.terms[0] += total.double_value(&[]);
+            if cfg.loss.contrastive > 0.0 {
+                let (s, mask) = matrix.as_ref().context("the contrastive loss needs in-batch pairs")?;
+                let c = contrastive_loss(s, mask, cfg.loss.temperature) * cfg.loss.contrastive;
+                st.terms[1] += c.double_value(&[]);
+                total = &total + c;
+            }
+            let total = if cfg.loss.l2 > 0.0 { &total + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { total };
             let value = total.double_value(&[]);
             if !value.is_finite() {
                 bar.abandon();
@@ -391,6 +414,10 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         let step = s.step;
         let log = &mut s.log;
         log.scalar("train/loss", step, epoch, st.loss / c(counted[0]))?;
+        log.scalar("train/loss_global", step, epoch, st.terms[0] / c(counted[0]))?;
+        if cfg.loss.contrastive > 0.0 {
+            log.scalar("train/loss_contrastive", step, epoch, st.terms[1] / c(counted[0]))?;
+        }
         log.scalar("train/lr", step, epoch, lr)?;
         log.scalar("train/mean_pos", step, epoch, st.mean_pos / c(counted[1]))?;
         log.scalar("train/mean_neg", step, epoch, st.mean_neg / c(counted[2]))?;

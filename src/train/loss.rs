@@ -41,6 +41,24 @@ pub fn global_loss(pos: &Tensor, neg: &Tensor, lambda: f64, margin: f64) -> Glob
     }
 }
 
+/// Multi-positive InfoNCE over an in-batch score matrix, in both directions (after Khosla
+/// et al. 2020, supervised contrastive):
+///   L_t2i = mean_i [ −(1/|P_i|) Σ_{j ∈ P_i} log softmax_j(S_i· / τ) ],
+/// L_i2t the same over the columns, L = (L_t2i + L_i2t) / 2, where P_i are the images
+/// sharing a label with text i (multi-label aware; the item's own image is always in it).
+/// `scores: [B, B]` (text i vs image j), `positive: [B, B]` bool -> a scalar.
+pub fn contrastive_loss(scores: &Tensor, positive: &Tensor, temperature: f64) -> Tensor {
+    let kind = scores.kind(); // computed in the scores' precision
+    let logits = scores / temperature;
+    let pos = positive.to_kind(kind);
+    let direction = |l: &Tensor, p: &Tensor| {
+        let lsm = l.log_softmax(1, kind);
+        let per_row = -(lsm * p).sum_dim_intlist(1, false, kind) / p.sum_dim_intlist(1, false, kind).clamp_min(1.0);
+        per_row.mean(kind)
+    };
+    (direction(&logits, &pos) + direction(&logits.tr(), &pos.tr())) / 2.0
+}
+
 /// Σ‖W‖² over the given weights (a scalar tensor).
 pub fn l2_penalty(weights: &[&Tensor]) -> Tensor {
     weights

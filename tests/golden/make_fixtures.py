@@ -63,3 +63,18 @@ loss = pos.var() + neg.var() + lam * max(0.0, m - (pos.mean() - neg.mean()))
 (out / "loss.json").write_text(json.dumps({"pos": pos.tolist(), "neg": neg.tolist(), "lambda": lam,
                                           "margin": m, "loss": loss}, indent=1) + "\n")
 print(f"wrote {out}/cheb6.json and loss.json (lambda_max={lmax:.6f})")
+
+# The in-batch multi-positive InfoNCE (both directions) on fixed scores, with torch
+# autograd for the gradient. Multi-label: items 0 and 2 share label 1 with item 4.
+S = torch.tensor(rng.normal(size=(5, 5)), dtype=torch.float64, requires_grad=True)
+labels = torch.tensor([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 1, 1]], dtype=torch.float64)
+P = (labels @ labels.T > 0.5).double()
+tau = 0.5
+def infonce(logits, p):
+    return (-(torch.log_softmax(logits, dim=1) * p).sum(1) / p.sum(1)).mean()
+c = (infonce(S / tau, P) + infonce(S.T / tau, P.T)) / 2
+c.backward()
+(out / "contrastive.json").write_text(json.dumps({
+    "scores": S.detach().numpy().ravel().tolist(), "labels": labels.numpy().ravel().tolist(), "n": 5, "c": 3,
+    "temperature": tau, "loss": c.item(), "grad": S.grad.numpy().ravel().tolist()}, indent=1) + "\n")
+print(f"wrote {out}/contrastive.json")
