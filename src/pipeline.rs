@@ -360,6 +360,40 @@ pub struct TextGraph {
     pub vector_dim: usize,
 }
 
+impl TextGraph {
+    /// What the rest of preparation relies on, checked on whatever a cache file yields:
+    /// a non-empty vocabulary of distinct words with one count each, graph entries
+    /// between vocabulary words, and finite, non-negative weights. `what` names the source.
+    pub fn validate(&self, what: &str) -> Result<()> {
+        let v = self.words.len();
+        ensure!(v > 0, "{what}: the vocabulary is empty");
+        ensure!(self.counts.len() == v, "{what}: {} counts for {v} words", self.counts.len());
+        let mut seen = std::collections::HashSet::with_capacity(v);
+        if let Some(w) = self.words.iter().find(|w| !seen.insert(w.as_str())) {
+            bail!("{what}: the word {w:?} is in the vocabulary twice");
+        }
+        for (k, &(i, j, w)) in self.entries.iter().enumerate() {
+            ensure!(i < v && j < v, "{what}: graph entry {k} is ({i}, {j}) but the vocabulary has {v} words");
+            ensure!(w.is_finite() && w >= 0.0, "{what}: graph entry {k} ({i}, {j}) has weight {w}");
+        }
+        Ok(())
+    }
+}
+
+/// Reads a text-graph cache file: `Ok(None)` when there is none, an error when it cannot
+/// be read, is not a [`TextGraph`] in JSON or fails [`TextGraph::validate`].
+pub fn read_text_graph_cache(path: &Path) -> Result<Option<TextGraph>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read cache {}", path.display())),
+    };
+    let tg: TextGraph =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a text-graph cache", path.display()))?;
+    tg.validate(&path.display().to_string())?;
+    Ok(Some(tg))
+}
+
 /// A hex key over everything the text graph depends on.
 fn cache_key(cfg: &Config, ds: &Dataset) -> Result<String> {
     use sha2::{Digest, Sha256};
@@ -438,14 +472,13 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
         return build_text_graph(cfg, ds, device);
     };
     let path = dir.join(format!("text-graph-{}.json", cache_key(cfg, ds)?));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        match serde_json::from_str::<TextGraph>(&text) {
-            Ok(tg) => {
-                eprintln!("vocabulary and word graph from cache {}", path.display());
-                return Ok(tg);
-            }
-            Err(e) => eprintln!("ignoring unreadable cache {}: {e}", path.display()),
+    match read_text_graph_cache(&path) {
+        Ok(Some(tg)) => {
+            eprintln!("vocabulary and word graph from cache {}", path.display());
+            return Ok(tg);
         }
+        Ok(None) => {}
+        Err(e) => eprintln!("ignoring unusable cache ({e:#}); rebuilding it"),
     }
     let tg = build_text_graph(cfg, ds, device)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache folder {}", dir.display()))?;
