@@ -101,12 +101,13 @@ pub struct SearchResult {
 }
 
 /// Raw image files of a run whose features came from `data.from_images`, keyed by the id
-/// the dataset uses (the file stem); empty otherwise.
+/// the dataset uses ([`crate::pipeline::image_stem`], files sharing an id resolved as
+/// featurizing resolved them); empty otherwise.
 pub fn image_paths(t: &Trained) -> Result<HashMap<String, PathBuf>> {
     let Some(fi) = &t.cfg.data.from_images else { return Ok(HashMap::new()) };
-    Ok(crate::image::featurize::list_images(&fi.images)?
+    Ok(crate::pipeline::dataset_images(&t.cfg, fi, false)?
         .into_iter()
-        .map(|(id, p)| (Path::new(&id).file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned()), p))
+        .map(|(id, p)| (crate::pipeline::image_stem(&id), p))
         .collect())
 }
 
