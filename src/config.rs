@@ -68,7 +68,9 @@ pub struct DataConfig {
     pub nus_wide: Option<crate::data::nus_wide::NusWideConfig>,
 }
 
-/// `data.from_images`: raw images → features, keyed by file stem (`<id>.jpg` → `<id>`).
+/// `data.from_images`: raw images → features, keyed by file stem, surrounding spaces
+/// trimmed (`<id>.jpg`, `<id> .jpg` → `<id>`); files that share a stem are told apart by
+/// the dataset lists' categories (`pipeline::resolve_image_ids`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FromImages {

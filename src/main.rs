@@ -180,7 +180,13 @@ impl FeaturizeArgs {
             other => anyhow::bail!("--device must be auto, cpu or cuda, got {other:?}"),
         };
         let images = match (&self.images, &self.list) {
-            (Some(dir), _) => featurize::list_images(dir)?,
+            (Some(dir), _) => {
+                let listing = featurize::scan_images(dir)?;
+                if let Some(note) = listing.note(dir) {
+                    eprintln!("{note}");
+                }
+                listing.images
+            }
             (None, Some(list)) => featurize::read_image_list(list)?,
             (None, None) => anyhow::bail!("give --images DIR or --list FILE"),
         };

@@ -10,8 +10,10 @@ use crate::graph::knn::cosine_knn;
 use crate::graph::laplacian::{rescaled_laplacian, Coo};
 use crate::graph::word_graph::{Graph, GraphStats};
 use crate::graph::MissingVectors;
+use crate::image::featurize::ImageList;
 use crate::text::vocab::Vocab;
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
@@ -209,10 +211,101 @@ pub fn from_images(cfg: &Config) -> Result<Option<crate::config::FromImages>> {
     Ok(Some(fi))
 }
 
+/// The dataset id of an image file: its file stem, surrounding spaces trimmed
+/// (`art/22 .jpg` → `22`: some downloads put a space before the extension).
+pub fn image_stem(id: &str) -> String {
+    Path::new(id).file_stem().map_or_else(|| id.to_string(), |s| s.to_string_lossy().into_owned()).trim().to_string()
+}
+
+/// Image id → class names, from the dataset lists where the layout has them (Eng-Wiki,
+/// TVGraz, Ch-Wiki); None for the other layouts.
+pub fn image_categories(cfg: &Config) -> Result<Option<HashMap<String, BTreeSet<String>>>> {
+    match (cfg.data.dataset, &cfg.data.listed) {
+        (DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki, Some(l)) => {
+            Ok(Some(crate::data::listed::image_categories(l)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Tells apart image files that share an id ([`image_stem`]): of such files, the one in a
+/// folder named after a class the dataset lists give that id is kept and the others are
+/// left out. Where that does not leave exactly one (no class information, an id the lists
+/// do not name, none or several files in such a folder) it is an error. Returns the kept
+/// files, in order, and the ids of those left out.
+pub fn resolve_image_ids(
+    images: ImageList,
+    dir: &Path,
+    categories: Option<&HashMap<String, BTreeSet<String>>>,
+) -> Result<(ImageList, Vec<String>)> {
+    let mut by_stem: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (id, _)) in images.iter().enumerate() {
+        by_stem.entry(image_stem(id)).or_default().push(i);
+    }
+    let folder = |i: usize| Path::new(&images[i].0).parent().and_then(|p| p.file_name()).map(|f| f.to_string_lossy());
+    let mut keep = vec![true; images.len()];
+    for (stem, files) in by_stem.iter().filter(|(_, f)| f.len() > 1) {
+        let classes = categories.and_then(|c| c.get(stem));
+        let in_class: Vec<usize> = files
+            .iter()
+            .copied()
+            .filter(|&i| folder(i).is_some_and(|f| classes.is_some_and(|c| c.contains(&*f))))
+            .collect();
+        if let [winner] = in_class[..] {
+            files.iter().for_each(|&i| keep[i] = i == winner);
+            continue;
+        }
+        let why = match (categories, classes) {
+            (None, _) => "the dataset has no class lists to tell them apart".to_string(),
+            (Some(_), None) => format!("the dataset lists do not name image {stem}"),
+            (Some(_), Some(c)) => format!(
+                "the lists give it class {}; {} of these files are in a folder of that name",
+                c.iter().cloned().collect::<Vec<_>>().join(" or "),
+                in_class.len()
+            ),
+        };
+        let names: Vec<&str> = files.iter().map(|&i| images[i].0.as_str()).collect();
+        bail!("images {} under {} share the id {stem} ({why})", names.join(" and "), dir.display());
+    }
+    let mut kept = Vec::with_capacity(images.len());
+    let mut left_out = Vec::new();
+    for (item, k) in images.into_iter().zip(keep) {
+        if k {
+            kept.push(item);
+        } else {
+            left_out.push(item.0);
+        }
+    }
+    Ok((kept, left_out))
+}
+
+/// The image files of `data.from_images` the dataset uses: every image under the folder
+/// ([`crate::image::featurize::scan_images`]), less the files [`resolve_image_ids`] leaves
+/// out. With `notes`, one line on stderr each for the files that are not images by
+/// extension and for the files left out.
+pub fn dataset_images(cfg: &Config, fi: &crate::config::FromImages, notes: bool) -> Result<ImageList> {
+    let listing = crate::image::featurize::scan_images(&fi.images)?;
+    if let Some(note) = listing.note(&fi.images).filter(|_| notes) {
+        eprintln!("{note}");
+    }
+    let (kept, left_out) = resolve_image_ids(listing.images, &fi.images, image_categories(cfg)?.as_ref())?;
+    if notes && !left_out.is_empty() {
+        eprintln!(
+            "featurize: {} file(s) under {} share an image id with a file in the class folder the dataset \
+             lists give it, and are left out: {}",
+            left_out.len(),
+            fi.images.display(),
+            left_out.join(", ")
+        );
+    }
+    Ok(kept)
+}
+
 /// Runs the featurizer over `data.from_images` (resumable, cached by its inputs) and
-/// returns a feature file keyed by file stem, the id the dataset lists use.
-pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: Device) -> Result<PathBuf> {
+/// returns a feature file keyed by [`image_stem`], the id the dataset lists use.
+pub fn featurize_images(cfg: &Config, cache: &Path, device: Device) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
+    let fi = cfg.data.from_images.as_ref().context("`data.from_images` is not set")?;
     let key: String = Sha256::digest(format!("{}\n{}", fi.images.display(), serde_yaml::to_string(&fi.featurize)?))
         .iter()
         .take(8)
@@ -220,15 +313,15 @@ pub fn featurize_images(fi: &crate::config::FromImages, cache: &Path, device: De
         .collect();
     std::fs::create_dir_all(cache).with_context(|| format!("cannot create cache folder {}", cache.display()))?;
     let out = cache.join(format!("images-{key}.npy"));
-    let list = crate::image::featurize::list_images(&fi.images)?;
+    let list = dataset_images(cfg, fi, true)?;
     crate::image::featurize::featurize(&list, &out, &fi.featurize, device)?;
     let f = crate::data::features::read_features(&out)?;
-    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    let mut seen: HashMap<String, &str> = HashMap::new();
     let stems: Vec<String> = f
         .ids
         .iter()
         .map(|id| {
-            let stem = Path::new(id).file_stem().map_or(id.clone(), |s| s.to_string_lossy().into_owned());
+            let stem = image_stem(id);
             if let Some(other) = seen.insert(stem.clone(), id) {
                 bail!("images {other} and {id} under {} share the id {stem}", fi.images.display());
             }
@@ -333,8 +426,11 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
             cfg.data.dataset.name()
         );
     }
-    if let Some(fi) = &from_images(cfg)? {
-        let path = featurize_images(fi, cache.unwrap_or(Path::new("runs/cache")), device)?;
+    if let Some(fi) = from_images(cfg)? {
+        // The featurizer sees the resolved folder (`<root>/images` when omitted).
+        let mut resolved = cfg.clone();
+        resolved.data.from_images = Some(fi);
+        let path = featurize_images(&resolved, cache.unwrap_or(Path::new("runs/cache")), device)?;
         let mut c = with_image_features(cfg, path)?;
         c.data.from_images = None;
         return load_dataset(&c, cache, device);
@@ -372,6 +468,40 @@ pub struct TextGraph {
     /// Vocabulary words without a vector: dropped, or kept as isolated vertices.
     pub without_vector: usize,
     pub vector_dim: usize,
+}
+
+impl TextGraph {
+    /// What the rest of preparation relies on, checked on whatever a cache file yields:
+    /// a non-empty vocabulary of distinct words with one count each, graph entries
+    /// between vocabulary words, and finite, non-negative weights. `what` names the source.
+    pub fn validate(&self, what: &str) -> Result<()> {
+        let v = self.words.len();
+        ensure!(v > 0, "{what}: the vocabulary is empty");
+        ensure!(self.counts.len() == v, "{what}: {} counts for {v} words", self.counts.len());
+        let mut seen = std::collections::HashSet::with_capacity(v);
+        if let Some(w) = self.words.iter().find(|w| !seen.insert(w.as_str())) {
+            bail!("{what}: the word {w:?} is in the vocabulary twice");
+        }
+        for (k, &(i, j, w)) in self.entries.iter().enumerate() {
+            ensure!(i < v && j < v, "{what}: graph entry {k} is ({i}, {j}) but the vocabulary has {v} words");
+            ensure!(w.is_finite() && w >= 0.0, "{what}: graph entry {k} ({i}, {j}) has weight {w}");
+        }
+        Ok(())
+    }
+}
+
+/// Reads a text-graph cache file: `Ok(None)` when there is none, an error when it cannot
+/// be read, is not a [`TextGraph`] in JSON or fails [`TextGraph::validate`].
+pub fn read_text_graph_cache(path: &Path) -> Result<Option<TextGraph>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read cache {}", path.display())),
+    };
+    let tg: TextGraph =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a text-graph cache", path.display()))?;
+    tg.validate(&path.display().to_string())?;
+    Ok(Some(tg))
 }
 
 /// A hex key over everything the text graph depends on.
@@ -452,14 +582,13 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
         return build_text_graph(cfg, ds, device);
     };
     let path = dir.join(format!("text-graph-{}.json", cache_key(cfg, ds)?));
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        match serde_json::from_str::<TextGraph>(&text) {
-            Ok(tg) => {
-                eprintln!("vocabulary and word graph from cache {}", path.display());
-                return Ok(tg);
-            }
-            Err(e) => eprintln!("ignoring unreadable cache {}: {e}", path.display()),
+    match read_text_graph_cache(&path) {
+        Ok(Some(tg)) => {
+            eprintln!("vocabulary and word graph from cache {}", path.display());
+            return Ok(tg);
         }
+        Ok(None) => {}
+        Err(e) => eprintln!("ignoring unusable cache ({e:#}); rebuilding it"),
     }
     let tg = build_text_graph(cfg, ds, device)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache folder {}", dir.display()))?;
@@ -469,7 +598,7 @@ fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) 
 
 /// Where a config's image features come from, for messages.
 pub fn image_source(cfg: &Config) -> String {
-    if let Some(fi) = &cfg.data.from_images {
+    if let Ok(Some(fi)) = from_images(cfg) {
         return format!("the features of {} (data.from_images)", fi.images.display());
     }
     let root = |p: &Path| dataset_root(cfg).map_or(p.to_path_buf(), |r| r.join(p));

@@ -8,6 +8,7 @@ mod config_tests;
 mod datasets_tests;
 mod e2e_tests;
 mod featurize_tests;
+mod fuzz_tests;
 mod layout_tests;
 mod listed_tests;
 mod map_tests;

@@ -202,7 +202,7 @@ fn truncated_empty_and_non_image_bytes_are_errors() {
     }
     assert!(format!("{:#}", decode_rgb(b"").unwrap_err()).contains("empty file"));
     let e = format!("{:#}", decode_rgb(b"hello, I am text\n").unwrap_err());
-    assert!(e.contains("not a JPEG, PNG or GIF") && e.contains("68 65 6c 6c"), "{e}");
+    assert!(e.contains("not a JPEG, PNG, GIF, BMP, WebP or TIFF") && e.contains("68 65 6c 6c"), "{e}");
 }
 
 /// A folder of small images in several formats and sizes; returns it.
@@ -501,4 +501,158 @@ fn search_image_query_features_equal_the_featurizer_row() {
     let e =
         format!("{:#}", tgcn::retrieve::search::image_file_features(&missing, &images[0].1, Device::Cpu).unwrap_err());
     assert!(e.contains("none.pt") && e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn bmp_webp_and_tiff_decode_by_content_whatever_the_name() {
+    let img = picture(9, 7, 3);
+    for format in [image::ImageFormat::Bmp, image::ImageFormat::WebP, image::ImageFormat::Tiff] {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut buf, format).unwrap();
+        let bytes = buf.into_inner();
+        assert_eq!(imageprep::sniff(&bytes), Some(format));
+        assert_eq!(imageprep::reject_header(&bytes[..16], bytes.len() as u64), None, "{format:?} passes the pre-check");
+        // All three are written losslessly here.
+        assert_eq!(decode_rgb(&bytes).unwrap(), img, "{format:?}");
+    }
+    // A BMP named `.jpg` goes through the file path (pre-check and decoder) unharmed.
+    let dir = temp_dir("featurize_bmp_as_jpg");
+    let path = dir.join("photo.jpg");
+    img.save_with_format(&path, image::ImageFormat::Bmp).unwrap();
+    assert!(std::fs::read(&path).unwrap().starts_with(b"BM"));
+    let listed = list_images(&dir).unwrap();
+    assert_eq!(listed, [("photo.jpg".to_string(), path.clone())]);
+    assert_eq!(plain(9, 7).file(&path).unwrap(), plain(9, 7).rgb(&img));
+}
+
+/// An Eng-Wiki-style image tree: `images/<class>/<image id>.<ext>` plus files that are not
+/// images, for list entries i1..i6 (classes art, biology, art, history, biology, history).
+fn image_tree(dir: &Path) -> PathBuf {
+    let d = dir.join("images");
+    for c in ["art", "biology", "history", "docs"] {
+        std::fs::create_dir_all(d.join(c)).unwrap();
+    }
+    let png = |p: &str, seed| std::fs::write(d.join(p), png_bytes(&picture(20, 18, seed))).unwrap();
+    png("art/i1.png", 1);
+    // i2: a BMP named .jpg.
+    picture(22, 19, 2).save_with_format(d.join("biology/i2.jpg"), image::ImageFormat::Bmp).unwrap();
+    std::fs::write(d.join("art/i3 .jpg"), jpeg_bytes(&picture(21, 20, 3))).unwrap();
+    png("history/i4.png", 4);
+    png("biology/i5.png", 5);
+    png("history/i6.png", 6);
+    // The same id under a class the lists do not give it: never read (it is not even an image).
+    std::fs::write(d.join("history/i1.jpg"), "not an image").unwrap();
+    std::fs::write(d.join("docs/readme.txt"), "about the images").unwrap();
+    std::fs::write(d.join("LICENSE.txt"), "CC BY-SA").unwrap();
+    std::fs::write(d.join("art/logo.svg"), "<svg/>").unwrap();
+    d
+}
+
+fn image_tree_config(dir: &Path, images: &Path, backbone: &Path) -> tgcn::config::Config {
+    use tgcn::config::{Config, Layer};
+    let root = dir.join("engwiki");
+    let train = [("t1", "i1", 1), ("t2", "i2", 2), ("t3", "i3", 1), ("t4", "i4", 3)];
+    let test = [("s5", "i5", 2), ("s6", "i6", 3)];
+    std::fs::create_dir_all(root.join("text_seqs")).unwrap();
+    let list = |p: &[(&str, &str, usize)]| p.iter().map(|(t, i, c)| format!("{t}\t{i}\t{c}\r\n")).collect::<String>();
+    std::fs::write(root.join("trainset_txt_img_cat.list"), list(&train)).unwrap();
+    std::fs::write(root.join("testset_txt_img_cat.list"), list(&test)).unwrap();
+    std::fs::write(root.join("categories.list"), "art\nbiology\nhistory\n").unwrap();
+    for (t, _, c) in train.iter().chain(&test) {
+        std::fs::write(root.join(format!("text_seqs/{t}.xml")), format!("army words {t}\t{}\n", c - 1)).unwrap();
+    }
+    let layers = [
+        Layer::from_file(&project_root().join("configs/eng-wiki.yaml")).unwrap(),
+        Layer::from_set(&format!("data.listed.root={}", root.display())).unwrap(),
+        Layer::from_set("data.listed.val_fraction=0.5").unwrap(),
+        Layer::from_set(&format!(
+            "data.from_images={{images: {}, featurize: {{backbone: {}, resize: 20, crop: 16, threads: 2}}}}",
+            images.display(),
+            backbone.display()
+        ))
+        .unwrap(),
+        Layer::from_set("device=cpu").unwrap(),
+    ];
+    Config::from_layers(&layers).unwrap()
+}
+
+#[test]
+fn image_folder_ids_resolve_by_list_class_trimmed_stems_and_counted_non_images() {
+    use tgcn::pipeline::{image_categories, image_stem, resolve_image_ids};
+    let dir = temp_dir("featurize_image_tree_ids");
+    let images = image_tree(&dir);
+    let cfg = image_tree_config(&dir, &images, &dir.join("unused.pt"));
+    assert_eq!(image_stem("art/i3 .jpg"), "i3");
+    assert_eq!(image_stem(" x y .png"), "x y");
+
+    // Non-images are counted by extension, one line.
+    let listing = tgcn::image::featurize::scan_images(&images).unwrap();
+    assert_eq!(listing.not_images, [(".txt".to_string(), 2), (".svg".to_string(), 1)]);
+    assert_eq!(
+        listing.note(&images).unwrap(),
+        format!(
+            "featurize: 3 files under {} are not images by extension (.txt ×2, .svg ×1); they are not read",
+            images.display()
+        )
+    );
+    let ids: Vec<&str> = listing.images.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "art/i1.png",
+            "art/i3 .jpg",
+            "biology/i2.jpg",
+            "biology/i5.png",
+            "history/i1.jpg",
+            "history/i4.png",
+            "history/i6.png"
+        ]
+    );
+
+    // i1 is in art and history; the lists say art.
+    let classes = image_categories(&cfg).unwrap().expect("the list layout has classes");
+    assert_eq!(classes["i1"].iter().collect::<Vec<_>>(), ["art"]);
+    let (kept, left_out) = resolve_image_ids(listing.images.clone(), &images, Some(&classes)).unwrap();
+    assert_eq!(left_out, ["history/i1.jpg"]);
+    assert_eq!(kept.len(), 6);
+    assert!(kept.iter().any(|(id, _)| id == "art/i1.png"));
+
+    // Unresolvable: no class information, both in the listed class, or an id no list names.
+    let e = format!("{:#}", resolve_image_ids(listing.images.clone(), &images, None).unwrap_err());
+    assert!(
+        e.contains("art/i1.png and history/i1.jpg") && e.contains("share the id i1") && e.contains("no class"),
+        "{e}"
+    );
+    let mut same = listing.images.clone();
+    same.push(("art/i1.gif".into(), images.join("art/i1.gif")));
+    same.sort();
+    let e = format!("{:#}", resolve_image_ids(same, &images, Some(&classes)).unwrap_err());
+    assert!(e.contains("share the id i1") && e.contains("class art; 2 of these files"), "{e}");
+    let mut unlisted = listing.images.clone();
+    unlisted.push(("art/i9.png".into(), images.join("art/i9.png")));
+    unlisted.push(("history/i9.png".into(), images.join("history/i9.png")));
+    let e = format!("{:#}", resolve_image_ids(unlisted, &images, Some(&classes)).unwrap_err());
+    assert!(e.contains("share the id i9") && e.contains("do not name image i9"), "{e}");
+}
+
+#[test]
+fn eng_wiki_from_a_real_world_image_tree() {
+    // Two files with id i1 (resolved by the list's class), a BMP named .jpg, `i3 .jpg`,
+    // and files that are not images: every list pair gets its image's features.
+    let dir = temp_dir("featurize_image_tree_engwiki");
+    let Some(model) = tiny_cnn() else { return };
+    let images = image_tree(&dir);
+    let cfg = image_tree_config(&dir, &images, &model);
+    let ds = tgcn::pipeline::load_dataset(&cfg, Some(&dir.join("cache")), Device::Cpu).unwrap();
+    assert_eq!((ds.items.len(), ds.image_dim), (6, 6));
+    // Each item's row is the features of its own file (art/i1.png for i1).
+    let files = ["art/i1.png", "biology/i2.jpg", "art/i3 .jpg", "history/i4.png", "biology/i5.png", "history/i6.png"];
+    let list: Vec<(String, PathBuf)> = files.iter().map(|f| (f.to_string(), images.join(f))).collect();
+    let out = dir.join("direct.npy");
+    run(&list, &out, &FeaturizeConfig { threads: 2, ..tiny_cfg(&model) });
+    let direct = read_features(&out).unwrap();
+    for (i, it) in ds.items.iter().enumerate() {
+        let k: usize = it.id[1..].parse().unwrap();
+        assert_close32(ds.image(i), &direct.data[(k - 1) * 6..k * 6], 1e-5, &it.id);
+    }
 }

@@ -481,3 +481,79 @@ fn real_eng_wiki_loads_2173_693_with_sift_rows_in_list_order() {
     assert_eq!((*lens.iter().min().unwrap(), *lens.iter().max().unwrap()), (70, 926));
     assert_eq!(l.skipped.total(), 0);
 }
+
+#[test]
+fn npy_with_zero_columns_is_rejected_at_load_naming_file_and_shape() {
+    let root = eng_wiki_fixture("listed_npy_zero_cols");
+    let feats = root.join("features/empty-cols.npy");
+    std::fs::create_dir_all(feats.parent().unwrap()).unwrap();
+    let ids: Vec<String> = TRAIN.iter().chain(&TEST).map(|p| p.1.to_string()).collect();
+    write_features(&feats, &Features { ids, dim: 0, data: vec![] }).unwrap();
+    let e = format!("{:#}", tgcn::data::features::read_features(&feats).unwrap_err());
+    assert!(e.contains("empty-cols.npy") && e.contains("(12, 0)"), "{e}");
+    // Through the loader (what `tgcn data` runs): the same error, before any training.
+    let yaml = format!(
+        "texts: text_seqs\nimage_features: {{kind: file, path: {}}}\nval_fraction: 0.34\non_missing: error\n",
+        feats.display()
+    );
+    let e = load_err(&config(&yaml, &root));
+    assert!(e.contains("empty-cols.npy") && e.contains("(12, 0)"), "{e}");
+    // The same shape from a `.mat` is caught by the dataset check, naming the dataset.
+    let empty = |name: &str, rows| Matrix { name: name.into(), rows, cols: 0, data: vec![] };
+    let (tr, te) = (empty("I_tr", TRAIN.len()), empty("I_te", TEST.len()));
+    write(&root.join("raw_features.mat"), mat5_bytes(&[&tr, &te], MatClass::Double, false));
+    let e = load_err(&config(SEQS_MAT, &root));
+    assert!(e.contains("fixture") && e.contains("0 dimensions"), "{e}");
+    // A shard where every image was skipped is (0, 0): still readable.
+    let none = root.join("features/none.npy");
+    write_features(&none, &Features { ids: vec![], dim: 0, data: vec![] }).unwrap();
+    assert_eq!(tgcn::data::features::read_features(&none).unwrap().ids.len(), 0);
+}
+
+#[test]
+fn npy_header_whose_size_overflows_is_an_error_naming_the_file() {
+    let root = eng_wiki_fixture("listed_npy_overflow");
+    let feats = root.join("features/crafted.npy");
+    std::fs::create_dir_all(feats.parent().unwrap()).unwrap();
+    // 2866 × 2^61 × 4 bytes wraps to 0 in 64 bits: an empty body "matches".
+    let bytes = tgcn::data::features::npy_bytes(&[], 2866, 1 << 61);
+    std::fs::write(&feats, &bytes).unwrap();
+    let ids: String = (0..2866).map(|k| format!("i{k:02}\n")).collect();
+    std::fs::write(tgcn::data::features::ids_path(&feats), ids).unwrap();
+    let e = format!("{:#}", tgcn::data::features::parse_npy(&bytes, "crafted.npy").unwrap_err());
+    assert!(e.contains("crafted.npy") && e.contains("2305843009213693952"), "{e}");
+    let yaml = format!(
+        "texts: text_seqs\nimage_features: {{kind: file, path: {}}}\nval_fraction: 0.34\non_missing: error\n",
+        feats.display()
+    );
+    let e = load_err(&config(&yaml, &root));
+    assert!(e.contains("crafted.npy") && e.contains("2305843009213693952"), "{e}");
+    // Other header fields: a shape whose `)` comes before its `(`, and a header length past the end.
+    let mut swapped = tgcn::data::features::npy_bytes(&[1.0], 1, 1);
+    let h = String::from_utf8_lossy(&swapped).into_owned();
+    let (open, close) = (h.find('(').unwrap(), h.find(')').unwrap());
+    swapped[open] = b')';
+    swapped[close] = b'(';
+    let e = format!("{:#}", tgcn::data::features::parse_npy(&swapped, "swapped.npy").unwrap_err());
+    assert!(e.contains("swapped.npy") && e.contains("shape"), "{e}");
+    let mut v2 = b"\x93NUMPY\x02\x00".to_vec();
+    v2.extend_from_slice(&u32::MAX.to_le_bytes());
+    let e = format!("{:#}", tgcn::data::features::parse_npy(&v2, "long.npy").unwrap_err());
+    assert!(e.contains("long.npy") && e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn mat5_negative_dimensions_whose_product_overflows_are_an_error() {
+    // A 1×1 double, then its dimensions patched to (-1, -1): as usize their product wraps to 1.
+    let one = Matrix { name: "I_tr".into(), rows: 1, cols: 1, data: vec![2.5] };
+    let good = mat5_bytes(&[&one], MatClass::Double, false);
+    let dims = [5u8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0];
+    let at = good.windows(16).position(|w| w == dims).expect("the dimensions sub-element");
+    for (r, c) in [(-1i32, -1i32), (-1, 1), (65536, 65536)] {
+        let mut bad = good.clone();
+        bad[at + 8..at + 12].copy_from_slice(&r.to_le_bytes());
+        bad[at + 12..at + 16].copy_from_slice(&c.to_le_bytes());
+        let e = format!("{:#}", parse_matrices(&bad, &["I_tr"], "dims.mat").unwrap_err());
+        assert!(e.contains("dims.mat") && e.contains("I_tr") && e.contains(&r.to_string()), "({r}, {c}): {e}");
+    }
+}

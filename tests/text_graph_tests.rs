@@ -99,7 +99,7 @@ fn rescaled_spectrum_lies_in_unit_interval() {
         assert!(lo >= -1.0 - 1e-9 && hi <= 1.0 + 1e-9, "{lm:?}: spectrum [{lo}, {hi}]");
         if lm == LambdaMax::PowerIteration {
             // The estimate is the true λmax (to the safety margin), so L̃ reaches ~1.
-            let true_max = *eigenvalues(normalized_laplacian(&g).to_dense(), g.n).last().unwrap();
+            let true_max = *eigenvalues(normalized_laplacian(&g).unwrap().to_dense(), g.n).last().unwrap();
             assert!((lmax / 1.0001 - true_max).abs() < 1e-5, "power {lmax} vs eig {true_max}");
             assert!(hi > 0.999, "{hi}");
         }
@@ -109,7 +109,7 @@ fn rescaled_spectrum_lies_in_unit_interval() {
 #[test]
 fn laplacian_is_symmetric_with_unit_diagonal() {
     let g = random_graph(30, 4, 3, 9);
-    let l = normalized_laplacian(&g);
+    let l = normalized_laplacian(&g).unwrap();
     let d = l.to_dense();
     for i in 0..g.n {
         assert!((d[i * g.n + i] - 1.0).abs() < 1e-12);
@@ -122,4 +122,83 @@ fn laplacian_is_symmetric_with_unit_diagonal() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]));
     let lmax = power_iteration(&l, 1000, 1e-10);
     assert!(lmax <= 2.0 + 1e-9);
+}
+
+#[test]
+fn laplacian_of_an_out_of_range_or_non_finite_entry_is_an_error() {
+    let ok = Graph { n: 3, entries: vec![(0, 1, 1.0), (1, 0, 1.0)] };
+    assert!(rescaled_laplacian(&ok, LambdaMax::Fixed).is_ok());
+    for (entry, want) in [
+        ((2, 7, 1.0), ["(2, 7)", "3 vertices"]),
+        ((9, 0, 1.0), ["(9, 0)", "3 vertices"]),
+        ((1, 2, f32::INFINITY), ["(1, 2)", "inf"]),
+        ((1, 2, f32::NAN), ["(1, 2)", "NaN"]),
+    ] {
+        let mut g = ok.clone();
+        g.entries.push(entry);
+        let e = format!("{:#}", rescaled_laplacian(&g, LambdaMax::Fixed).unwrap_err());
+        assert!(want.iter().all(|w| e.contains(w)), "{entry:?}: {e}");
+    }
+}
+
+fn small_synthetic() -> tgcn::config::Config {
+    use tgcn::config::{Config, Layer};
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut layers = vec![Layer::from_file(&root.join("configs/synthetic.yaml")).unwrap()];
+    for s in [
+        "data.synthetic.train=80",
+        "data.synthetic.val=20",
+        "data.synthetic.test=20",
+        "data.synthetic.words_per_class=8",
+        "data.synthetic.shared_words=20",
+        "train.batch_size=16",
+        "device=cpu",
+    ] {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    Config::from_layers(&layers).unwrap()
+}
+
+/// The one cache file under `dir`, parsed.
+fn cache_file(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("text-graph-"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let v = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    (files[0].clone(), v)
+}
+
+#[test]
+fn valid_json_cache_with_bad_contents_is_rebuilt() {
+    let dir = crate::common::temp_dir("text_graph_bad_cache");
+    let cfg = small_synthetic();
+    let first = tgcn::pipeline::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
+    let (path, good) = cache_file(&dir);
+    let v = good["words"].as_array().unwrap().len();
+    type Edit = fn(&mut serde_json::Value, usize);
+    let edits: [(&str, Edit); 5] = [
+        ("index past the vocabulary", |c, v| c["entries"][0][1] = (v + 5).into()),
+        ("row past the vocabulary", |c, v| c["entries"][3][0] = v.into()),
+        ("weight beyond f32", |c, _| c["entries"][0][2] = 1e39.into()),
+        ("fewer counts than words", |c, _| {
+            c["counts"].as_array_mut().unwrap().pop();
+        }),
+        ("no words", |c, _| {
+            c["words"] = serde_json::json!([]);
+            c["counts"] = serde_json::json!([]);
+            c["entries"] = serde_json::json!([]);
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut bad = good.clone();
+        edit(&mut bad, v);
+        std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
+        let again = tgcn::pipeline::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
+        assert_eq!(again.laplacian, first.laplacian, "{what}: the rebuilt graph differs");
+        assert_eq!(again.vocab.words, first.vocab.words, "{what}");
+        assert_eq!(cache_file(&dir).1, good, "{what}: the cache was not rewritten");
+    }
 }

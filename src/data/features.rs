@@ -36,24 +36,29 @@ pub fn npy_bytes(data: &[f32], rows: usize, cols: usize) -> Vec<u8> {
 }
 
 /// Decodes a float32 (`<f4`) or float64 (`<f8`) 2-D C-order `.npy`; `what` names it in errors.
+/// Every header field is checked before use (sizes with checked arithmetic, so a crafted
+/// shape cannot wrap around to match a short body), and a matrix of rows without columns
+/// is rejected: only `(0, 0)`, a shard whose every image was skipped, may be empty.
 pub fn parse_npy(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize)> {
     ensure!(bytes.len() >= 10 && &bytes[..6] == b"\x93NUMPY", "{what}: not a .npy file (bad magic)");
-    let (hlen, start) = match bytes[6] {
+    let (hlen, start): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
-            ensure!(bytes.len() >= 12, "{what}: truncated .npy header");
+            ensure!(bytes.len() >= 12, "{what}: truncated .npy header ({} bytes)", bytes.len());
             (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
         }
         v => bail!("{what}: unsupported .npy version {v}"),
     };
-    ensure!(bytes.len() >= start + hlen, "{what}: truncated .npy header");
-    let header = std::str::from_utf8(&bytes[start..start + hlen]).context("header is not text")?;
+    let end = start.checked_add(hlen).filter(|&e| e <= bytes.len()).with_context(|| {
+        format!("{what}: truncated .npy header: it declares {hlen} bytes but the file has {}", bytes.len())
+    })?;
+    let header = std::str::from_utf8(&bytes[start..end]).with_context(|| format!("{what}: .npy header is not text"))?;
     let field = |key: &str| -> Result<&str> {
         let i = header.find(key).with_context(|| format!("{what}: .npy header lacks {key}"))?;
         Ok(&header[i + key.len()..])
     };
     let descr = field("'descr':")?.trim_start();
-    let width = if descr.starts_with("'<f4'") {
+    let width: usize = if descr.starts_with("'<f4'") {
         4
     } else if descr.starts_with("'<f8'") {
         8
@@ -65,7 +70,10 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize)> {
         "{what}: Fortran-order .npy is not supported"
     );
     let shape = field("'shape':")?;
-    let inner = &shape[shape.find('(').context("shape")? + 1..shape.find(')').context("shape")?];
+    let inner = shape
+        .find('(')
+        .and_then(|open| shape[open + 1..].find(')').map(|close| &shape[open + 1..open + 1 + close]))
+        .with_context(|| format!("{what}: .npy header has no `(rows, cols)` shape: {header:?}"))?;
     let dims: Vec<usize> = inner
         .split(',')
         .map(str::trim)
@@ -75,10 +83,17 @@ pub fn parse_npy(bytes: &[u8], what: &str) -> Result<(Vec<f32>, usize, usize)> {
         .with_context(|| format!("{what}: bad .npy shape {inner:?}"))?;
     ensure!(dims.len() == 2, "{what}: expected a 2-D matrix, shape is {dims:?}");
     let (rows, cols) = (dims[0], dims[1]);
-    let body = &bytes[start + hlen..];
     ensure!(
-        body.len() == rows * cols * width,
-        "{what}: {} data bytes for shape ({rows}, {cols}) of {width}-byte floats (truncated?)",
+        cols > 0 || rows == 0,
+        "{what}: shape ({rows}, {cols}): {rows} feature rows of no values; a feature matrix needs at least one column"
+    );
+    let body = &bytes[end..];
+    let want = rows.checked_mul(cols).and_then(|n| n.checked_mul(width)).with_context(|| {
+        format!("{what}: shape ({rows}, {cols}) of {width}-byte floats does not fit in memory (a corrupt header?)")
+    })?;
+    ensure!(
+        body.len() == want,
+        "{what}: {} data bytes for shape ({rows}, {cols}) of {width}-byte floats, expected {want} (truncated?)",
         body.len()
     );
     let data = if width == 4 {

@@ -63,7 +63,7 @@ use crate::data::tokenize::Tokenizer;
 use crate::data::{stratified_split, Dataset, Item};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -277,8 +277,19 @@ fn read_utf8(path: &Path) -> Result<Option<String>> {
     }
 }
 
+/// The class names (`categories.list`, or the numbers when it is absent: then a note).
 fn read_categories(path: &Path, lists: &[(&Path, &[ListEntry])]) -> Result<Vec<String>> {
+    let (names, absent) = category_names(path, lists)?;
+    if absent {
+        eprintln!("note: {} is absent; classes are named 1..={}", path.display(), names.len());
+    }
+    Ok(names)
+}
+
+/// The class names and whether `path` was absent, checked against the lists' categories.
+fn category_names(path: &Path, lists: &[(&Path, &[ListEntry])]) -> Result<(Vec<String>, bool)> {
     let max = lists.iter().flat_map(|(_, l)| l.iter()).map(|e| e.category).max().unwrap_or(0);
+    let mut absent = false;
     let names: Vec<String> = match read_utf8(path)? {
         Some(text) => {
             let lines: Vec<&str> = text.lines().map(str::trim).collect();
@@ -293,7 +304,7 @@ fn read_categories(path: &Path, lists: &[(&Path, &[ListEntry])]) -> Result<Vec<S
             lines[..n].iter().map(|s| s.to_string()).collect()
         }
         None => {
-            eprintln!("note: {} is absent; classes are named 1..={max}", path.display());
+            absent = true;
             (1..=max).map(|c| c.to_string()).collect()
         }
     };
@@ -310,7 +321,22 @@ fn read_categories(path: &Path, lists: &[(&Path, &[ListEntry])]) -> Result<Vec<S
             );
         }
     }
-    Ok(names)
+    Ok((names, absent))
+}
+
+/// Image id → the names of the classes the train and test lists give it. Raw images of
+/// this layout sit in class folders (Eng-Wiki: `images/<class name>/<image id>.jpg`), so
+/// these names tell apart two files that share an image id.
+pub fn image_categories(cfg: &ListedConfig) -> Result<HashMap<String, BTreeSet<String>>> {
+    let paths = [cfg.root.join(&cfg.train_list), cfg.root.join(&cfg.test_list)];
+    let lists = [read_list(&paths[0])?, read_list(&paths[1])?];
+    let tagged = [(paths[0].as_path(), lists[0].as_slice()), (paths[1].as_path(), lists[1].as_slice())];
+    let (names, _) = category_names(&cfg.root.join(&cfg.categories), &tagged)?;
+    let mut out: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for e in lists.iter().flatten() {
+        out.entry(e.image_id.clone()).or_default().insert(names[e.category - 1].clone());
+    }
+    Ok(out)
 }
 
 /// Image features for the train and test lists, row-aligned to the entries.

@@ -273,10 +273,17 @@ fn matrix_head(buf: &[u8], pos: &mut usize, order: Order, what: &str, at: &str) 
         kind == MI_INT32 && dims.len().is_multiple_of(4),
         "{what}: {at}: dimensions are type {kind}, expected miINT32"
     );
-    let dims = dims.chunks_exact(4).map(|c| order.u32(c) as i32 as usize).collect();
+    let dims: Vec<i32> = dims.chunks_exact(4).map(|c| order.u32(c) as i32).collect();
     let (kind, name) = sub_element(buf, pos, order, what, at)?;
     ensure!(kind == MI_INT8 || kind == MI_UTF8, "{what}: {at}: the name is type {kind}, expected miINT8");
-    Ok(Head { class: f & 0xff, complex: f & COMPLEX_FLAG != 0, dims, name: String::from_utf8_lossy(name).into_owned() })
+    let name = String::from_utf8_lossy(name).into_owned();
+    // Dimensions are signed on disk; a negative one is corruption, not a huge size.
+    let dims = dims
+        .iter()
+        .map(|&d| usize::try_from(d))
+        .collect::<std::result::Result<Vec<usize>, _>>()
+        .map_err(|_| anyhow::anyhow!("{what}: {at}: variable `{name}` has negative dimensions {dims:?}"))?;
+    Ok(Head { class: f & 0xff, complex: f & COMPLEX_FLAG != 0, dims, name })
 }
 
 fn matrix_values(buf: &[u8], pos: &mut usize, order: Order, what: &str, head: Head) -> Result<Matrix> {
@@ -292,7 +299,9 @@ fn matrix_values(buf: &[u8], pos: &mut usize, order: Order, what: &str, head: He
     let at = format!("variable `{name}`");
     let (kind, raw) = sub_element(buf, pos, order, what, &at)?;
     let col_major = decode_numbers(kind, raw, order).map_err(|e| anyhow::anyhow!("{what}: {at}: {e}"))?;
-    ensure!(col_major.len() == rows * cols, "{what}: {at} is {rows}x{cols} but holds {} values", col_major.len());
+    // Checked: a corrupt size must not wrap around to the number of values present.
+    let n = rows.checked_mul(cols).filter(|&n| n == col_major.len());
+    ensure!(n.is_some(), "{what}: {at} is {rows}x{cols} but holds {} values", col_major.len());
     // MATLAB stores column by column; element (r, c) sits at c * rows + r.
     let mut data = vec![0.0; rows * cols];
     for c in 0..cols {

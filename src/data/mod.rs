@@ -109,6 +109,11 @@ impl Dataset {
     pub fn validate(&self) -> Result<()> {
         let n = self.items.len();
         ensure!(
+            self.image_dim > 0,
+            "dataset {}: image features have 0 dimensions; the image tower needs at least one",
+            self.name
+        );
+        ensure!(
             self.images.len() == n * self.image_dim,
             "dataset {}: {} image values for {} items × {} dims",
             self.name,

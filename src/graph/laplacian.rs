@@ -81,7 +81,9 @@ pub fn sparse_tensor(indices: &Tensor, values: &Tensor, n: usize) -> Tensor {
 }
 
 /// L = I − D^−1/2 A D^−1/2, with D the weighted degree (self-loops included, as in A).
-pub fn normalized_laplacian(g: &Graph) -> Coo {
+/// An entry outside the `n` vertices or a non-finite weight is an error ([`Graph::check`]).
+pub fn normalized_laplacian(g: &Graph) -> Result<Coo> {
+    g.check()?;
     let mut deg = vec![0.0f64; g.n];
     for &(i, _, w) in &g.entries {
         deg[i] += w as f64;
@@ -94,7 +96,7 @@ pub fn normalized_laplacian(g: &Graph) -> Coo {
     for &(i, j, w) in &g.entries {
         *m.entry((i, j)).or_insert(0.0) -= inv_sqrt[i] * w as f64 * inv_sqrt[j];
     }
-    Coo::from_map(g.n, m)
+    Ok(Coo::from_map(g.n, m))
 }
 
 /// Largest eigenvalue of a symmetric PSD matrix by power iteration (deterministic start).
@@ -139,7 +141,7 @@ pub fn rescale(l: &Coo, lambda_max: f64) -> Coo {
 
 /// The rescaled Laplacian of `g` and the λmax used.
 pub fn rescaled_laplacian(g: &Graph, lambda: LambdaMax) -> Result<(Coo, f64)> {
-    let l = normalized_laplacian(g);
+    let l = normalized_laplacian(g)?;
     let lmax = match lambda {
         LambdaMax::Fixed => 2.0,
         // Power iteration approaches λmax from below; the small margin keeps the

@@ -6,6 +6,7 @@
 //! unit vectors (d² = 2 − 2cos) and σ the mean distance to the k-th neighbour.
 
 use crate::graph::knn::Knn;
+use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -67,6 +68,20 @@ impl Graph {
             }
         }
         Graph { n: knn.n, entries: m.into_iter().map(|((i, j), w)| (i, j, w)).collect() }
+    }
+
+    /// Every entry names two of the `n` vertices and has a finite weight: what the
+    /// Laplacian needs. Graphs built here always pass; a graph read from a cache may not.
+    pub fn check(&self) -> Result<()> {
+        for (k, &(i, j, w)) in self.entries.iter().enumerate() {
+            ensure!(
+                i < self.n && j < self.n,
+                "word graph entry {k} is ({i}, {j}) but the graph has {} vertices",
+                self.n
+            );
+            ensure!(w.is_finite(), "word graph entry {k} ({i}, {j}) has weight {w}, not a finite number");
+        }
+        Ok(())
     }
 
     /// Off-diagonal degree (number of neighbours) of each vertex.

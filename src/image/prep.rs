@@ -2,7 +2,7 @@
 //! so that CPU threads can run it in parallel with the model.
 //!
 //! ```text
-//! bytes ─► sniff (JPEG | PNG | GIF, by magic bytes; never by file name)
+//! bytes ─► sniff (JPEG | PNG | GIF | BMP | WebP | TIFF, by magic bytes; never by file name)
 //!       ─► completeness check (JPEG: the scan data must reach the end-of-image marker)
 //!       ─► decode (`image` crate) ─► RGB8 (grayscale replicated, CMYK converted, alpha dropped,
 //!          16-bit scaled; a GIF gives its first frame)
@@ -174,7 +174,7 @@ pub fn axis_weights(n_in: u32, n_out: u32, first: u32, count: u32) -> Vec<Taps> 
         .collect()
 }
 
-/// The format by magic bytes, among those this crate decodes.
+/// The format by magic bytes, among those this crate decodes (the first 12 bytes suffice).
 pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         Some(ImageFormat::Jpeg)
@@ -182,10 +182,20 @@ pub fn sniff(bytes: &[u8]) -> Option<ImageFormat> {
         Some(ImageFormat::Png)
     } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
         Some(ImageFormat::Gif)
+    } else if bytes.starts_with(b"BM") {
+        Some(ImageFormat::Bmp)
+    } else if bytes.len() >= 12 && bytes.starts_with(b"RIFF") && &bytes[8..12] == b"WEBP" {
+        Some(ImageFormat::WebP)
+    } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"].iter().any(|m| bytes.starts_with(*m)) {
+        // TIFF, little- or big-endian, classic or BigTIFF.
+        Some(ImageFormat::Tiff)
     } else {
         None
     }
 }
+
+/// The formats [`sniff`] knows, for messages.
+pub const FORMAT_NAMES: &str = "JPEG, PNG, GIF, BMP, WebP or TIFF";
 
 /// Why a file cannot be an image, judging from its first bytes (`len` is its full size):
 /// `None` when it could be one. Cheap enough to check every file before any decoding.
@@ -195,12 +205,13 @@ pub fn reject_header(head: &[u8], len: u64) -> Option<String> {
     }
     if sniff(head).is_none() {
         let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        return Some(format!("not a JPEG, PNG or GIF image (starts with bytes {})", shown.join(" ")));
+        return Some(format!("not a {FORMAT_NAMES} image (starts with bytes {})", shown.join(" ")));
     }
     None
 }
 
-/// Decodes a JPEG, PNG or GIF to 8-bit RGB. A truncated or corrupt file is an error, and
+/// Decodes a JPEG, PNG, GIF, BMP, WebP or TIFF (told by content, whatever the file is
+/// called) to 8-bit RGB. A truncated or corrupt file is an error, and
 /// so is a decoder panic (decoders are fed untrusted bytes; a panic must not end the run).
 pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage> {
     if let Some(why) = reject_header(bytes, bytes.len() as u64) {

@@ -101,15 +101,17 @@ pub struct SearchResult {
 }
 
 /// Raw image files of a run whose features came from `data.from_images`, keyed by the ids
-/// a dataset may use for them (the file stem, as features are keyed, and the file name, as
-/// Pascal's items are named); empty otherwise.
+/// a dataset may use for them ([`crate::pipeline::image_stem`], as features are keyed, and
+/// the file name, as Pascal's items are named; files sharing an id resolved as featurizing
+/// resolved them); empty otherwise.
 pub fn image_paths(t: &Trained) -> Result<HashMap<String, PathBuf>> {
     let Some(fi) = crate::pipeline::from_images(&t.cfg)? else { return Ok(HashMap::new()) };
     let mut out = HashMap::new();
-    for (_, p) in crate::image::featurize::list_images(&fi.images)? {
-        for key in [p.file_stem(), p.file_name()].into_iter().flatten() {
-            out.insert(key.to_string_lossy().into_owned(), p.clone());
+    for (id, p) in crate::pipeline::dataset_images(&t.cfg, &fi, false)? {
+        if let Some(name) = p.file_name() {
+            out.insert(name.to_string_lossy().into_owned(), p.clone());
         }
+        out.insert(crate::pipeline::image_stem(&id), p);
     }
     Ok(out)
 }

@@ -3,20 +3,56 @@
 
 use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// `(id, path)` pairs, in output row order.
 pub type ImageList = Vec<(String, PathBuf)>;
 
-pub(super) const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "gif"];
+/// The extensions (any case) of the files [`list_images`] reads; decoding goes by content.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "gif", "bmp", "webp", "tif", "tiff"];
 
-/// Every `.jpg`/`.jpeg`/`.png`/`.gif` file under `dir` (any case, recursively, symlinked
-/// files followed but not symlinked folders), sorted by id; the id is the path relative to
-/// `dir` with `/` separators. Files with other extensions are ignored.
+/// The files under a folder: the images, and how many files of each other extension were
+/// passed over.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Listing {
+    pub images: ImageList,
+    /// Lowercased extension with its dot (`.txt`), or `(no extension)`, and its count,
+    /// most frequent first.
+    pub not_images: Vec<(String, usize)>,
+}
+
+impl Listing {
+    /// The one-line note on the files that are not read, if there are any.
+    pub fn note(&self, dir: &Path) -> Option<String> {
+        let n: usize = self.not_images.iter().map(|(_, c)| c).sum();
+        if n == 0 {
+            return None;
+        }
+        let kinds: Vec<String> = self.not_images.iter().map(|(e, c)| format!("{e} ×{c}")).collect();
+        Some(format!(
+            "featurize: {n} file{} under {} {} not images by extension ({}); they are not read",
+            if n == 1 { "" } else { "s" },
+            dir.display(),
+            if n == 1 { "is" } else { "are" },
+            kinds.join(", ")
+        ))
+    }
+}
+
+/// Every image file under `dir` (by extension, any case: [`IMAGE_EXTENSIONS`];
+/// recursively, symlinked files followed but not symlinked folders), sorted by id; the id is
+/// the path relative to `dir` with `/` separators. Files with other extensions are not read;
+/// see [`scan_images`] for their count.
 pub fn list_images(dir: &Path) -> Result<ImageList> {
+    Ok(scan_images(dir)?.images)
+}
+
+/// [`list_images`], plus the count of the files passed over by extension.
+pub fn scan_images(dir: &Path) -> Result<Listing> {
     ensure!(dir.is_dir(), "image folder {} does not exist or is not a folder", dir.display());
     let mut out = Vec::new();
+    let mut others: BTreeMap<String, usize> = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
@@ -27,8 +63,18 @@ pub fn list_images(dir: &Path) -> Result<ImageList> {
                 stack.push(path);
                 continue;
             }
+            if path.is_dir() {
+                // A symlinked folder: not followed.
+                continue;
+            }
             let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-            if !ext.is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.as_str())) || path.is_dir() {
+            if !ext.as_deref().is_some_and(|e| IMAGE_EXTENSIONS.contains(&e)) {
+                let kind = match (ext, path.extension()) {
+                    (Some(e), _) => format!(".{e}"),
+                    (None, Some(e)) => format!(".{}", e.to_string_lossy().to_lowercase()),
+                    (None, None) => "(no extension)".to_string(),
+                };
+                *others.entry(kind).or_default() += 1;
                 continue;
             }
             let rel = path.strip_prefix(dir).expect("read_dir yields paths under dir");
@@ -38,7 +84,9 @@ pub fn list_images(dir: &Path) -> Result<ImageList> {
         }
     }
     out.sort();
-    Ok(out)
+    let mut not_images: Vec<(String, usize)> = others.into_iter().collect();
+    not_images.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Listing { images: out, not_images })
 }
 
 /// A list file: one image path a line (blank lines ignored), relative to the list's folder

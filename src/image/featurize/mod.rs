@@ -4,7 +4,7 @@
 //! ```text
 //! items (id, path) ─► stat every file (fingerprint: size, mtime) ─► cache hit? → done
 //!   ─► <out>.partial/: reuse every shard whose fingerprint still matches
-//!   ─► pre-check the rest (empty? JPEG/PNG/GIF magic?) ─► load the backbone (CModule)
+//!   ─► pre-check the rest (empty? image magic?) ─► load the backbone (CModule)
 //!   ─► decode threads ──(item, [3,crop,crop])──► assembler ──[B,3,crop,crop]──► forward
 //!      (imageprep: decode,         (restores input order, batches        (main thread,
 //!       resize, crop, normalise)    never span a shard)                   on the device)
@@ -51,6 +51,6 @@ pub mod bench;
 pub use batches::forward;
 pub use bench::{bench_table, benchmark, BenchDecode, BenchRow};
 pub use command::{featurize, featurize_with};
-pub use discover::{list_images, read_image_list, ImageList};
+pub use discover::{list_images, read_image_list, scan_images, ImageList, Listing, IMAGE_EXTENSIONS};
 pub use settings::{BadImage, BadImagesError, FeaturizeConfig, FeaturizeOptions, FeaturizeReport, OnBadImage};
 pub use shards::{partial_dir, sidecar_path};
