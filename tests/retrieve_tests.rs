@@ -301,6 +301,18 @@ fn html_report_renders_in_headless_chromium() {
     // Not a blank page: many distinct colours (text, plots, the relevance marks).
     let colours: std::collections::HashSet<[u8; 3]> = img.pixels().step_by(7).map(|p| p.0).collect();
     assert!(colours.len() > 50, "{} colours: a blank render?", colours.len());
+    // The DOM Chromium built holds the MAP table and the example rows.
+    let dom = Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", std::fs::canonicalize(&html).unwrap().display()))
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("class=\"maps\"") && dom.contains("<td>test_vs_test</td>"),
+        "no MAP table in the rendered page"
+    );
+    assert!(dom.matches("class=\"example ").count() >= 4, "too few example rows in the rendered page");
 }
 
 /// A Pascal-layout run made from raw images (tiny TorchScript CNN): `--image` queries
