@@ -166,6 +166,38 @@ pub struct TrainConfig {
     pub pairs_per_epoch: usize,
     /// Evaluate on the validation split every this many epochs (and after the last).
     pub eval_every: usize,
+    /// Learning rate per epoch: `exp` (lr · lr_decay^(e−1), the authors') or `cosine`
+    /// (from lr down to 0 over the epochs after the warm-up).
+    #[serde(default, skip_serializing_if = "Schedule::is_exp")]
+    pub schedule: Schedule,
+    /// Epochs of linear warm-up (lr · e / warmup_epochs) before the schedule.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub warmup_epochs: usize,
+    /// Decoupled weight decay (AdamW: θ ← θ · (1 − lr · wd) before each Adam step); 0 is Adam.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+    /// Early stopping: stop when validation mean MAP@all has not improved for this many
+    /// evaluations in a row; the best checkpoint is then tested. Absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patience: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    #[default]
+    Exp,
+    Cosine,
+}
+
+impl Schedule {
+    fn is_exp(&self) -> bool {
+        *self == Schedule::Exp
+    }
+}
+
+fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -468,6 +500,16 @@ impl Config {
         pos("train.batch_size", self.train.batch_size)?;
         ensure!(self.train.lr.is_finite() && self.train.lr > 0.0, "`train.lr` must be positive, got {}", self.train.lr);
         in_range("train.lr_decay", self.train.lr_decay, f64::MIN_POSITIVE, 1.0)?;
+        in_range("train.weight_decay", self.train.weight_decay, 0.0, f64::MAX)?;
+        ensure!(
+            self.train.warmup_epochs < self.train.epochs,
+            "`train.warmup_epochs` = {} must be below `train.epochs` = {}",
+            self.train.warmup_epochs,
+            self.train.epochs
+        );
+        if let Some(p) = self.train.patience {
+            pos("train.patience", p)?;
+        }
         if self.train.pairs == PairMode::Sampled {
             pos("train.pairs_per_epoch", self.train.pairs_per_epoch)?;
             ensure!(

@@ -208,6 +208,22 @@ fn multilabel_contrastive_trains_and_logs_its_term() {
     assert!(e.contains("needs `train.pairs: in_batch`"), "{e}");
 }
 
+/// Early stopping: with a learning rate too small to change anything, validation never
+/// improves on epoch 1, so patience 2 stops after epoch 3 and tests the best checkpoint; the
+/// stopped run cannot be resumed.
+#[test]
+fn early_stopping_stops_after_patience_evaluations() {
+    let root = temp_dir("e2e_early_stop");
+    let cfg = small_cfg(&["train.epochs=6", "train.lr=1e-30", "train.patience=2", "export.enabled=false"]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    assert_eq!((s.epochs, s.epochs_run, s.best_epoch), (6, 3, 1));
+    let last: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.run.join("checkpoints/last.json")).unwrap()).unwrap();
+    assert_eq!(last["epoch"], 3);
+    let e = format!("{:#}", tgcn::train::resume(&s.run, &Default::default()).unwrap_err());
+    assert!(e.contains("already finished") && e.contains("stopped early"), "{e}");
+}
+
 #[test]
 fn multilabel_in_batch_cosine_trains() {
     let root = temp_dir("e2e_multilabel");

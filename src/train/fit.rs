@@ -57,6 +57,8 @@ pub struct Summary {
     pub best_epoch: usize,
     pub best_val_map_mean: f64,
     pub epochs: usize,
+    /// Epochs actually trained (fewer than `epochs` after an early stop).
+    pub epochs_run: usize,
     pub train_seconds: f64,
     pub pairs_per_s: f64,
     /// Test retrieval of the model before any training step (default protocol).
@@ -236,7 +238,8 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     run.write_fingerprint(&data)?;
 
     let (vs, m) = build_model(cfg, &data);
-    let opt = Adam::new(&vs);
+    let mut opt = Adam::new(&vs);
+    opt.weight_decay = cfg.train.weight_decay;
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
     let untrained = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
     write_json(&run.join("untrained.json"), &untrained)?;
@@ -278,13 +281,16 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     run.check_fingerprint(&data)?;
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = Adam::new(&vs);
+    opt.weight_decay = cfg.train.weight_decay;
     let hash = cfg.hash()?;
     let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &run, "last", &hash)?;
     ensure!(
-        meta.epoch < cfg.train.epochs,
-        "run {} already finished its {} epochs",
+        meta.epoch < cfg.train.epochs && !run.join("summary.json").exists(),
+        "run {} already finished (epoch {} of {}{})",
         run.path.display(),
-        cfg.train.epochs
+        meta.epoch,
+        cfg.train.epochs,
+        if meta.epoch < cfg.train.epochs { ", stopped early" } else { "" }
     );
     check_stop_after(opts, cfg.train.epochs, meta.epoch)?;
     eprintln!("resuming {} after epoch {} (step {})", run.path.display(), meta.epoch, meta.step);
@@ -305,6 +311,23 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
         _lock: lock,
     };
     fit(s, opts)
+}
+
+/// The learning rate of `epoch` (1-based): a linear warm-up over `warmup_epochs`, then
+/// `exp` (lr · lr_decay^(e−1−warmup), the authors') or `cosine` (lr · ½(1 + cos(π t)),
+/// t going from 0 at the first epoch after the warm-up to 1 after the last).
+pub fn learning_rate(t: &crate::config::TrainConfig, epoch: usize) -> f64 {
+    let w = t.warmup_epochs;
+    if epoch <= w {
+        return t.lr * epoch as f64 / w as f64;
+    }
+    match t.schedule {
+        crate::config::Schedule::Exp => t.lr * t.lr_decay.powi((epoch - w) as i32 - 1),
+        crate::config::Schedule::Cosine => {
+            let progress = (epoch - w - 1) as f64 / (t.epochs - w) as f64;
+            t.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+        }
+    }
 }
 
 /// `--stop-after-epoch E` must fall in (done, epochs]: 0, an epoch already done or one
@@ -336,7 +359,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     let (mut total_pairs, mut total_secs) = (0usize, 0.0f64);
     for epoch in s.epoch + 1..=cfg.train.epochs {
         let mut rng = seed_epoch(cfg.seed, epoch);
-        let lr = cfg.train.lr * cfg.train.lr_decay.powi(epoch as i32 - 1);
+        let lr = learning_rate(&cfg.train, epoch);
         let batches = epoch_batches(&cfg, data, &mut rng)?;
         let bar = ProgressBar::new(batches.len() as u64);
         bar.set_style(
@@ -468,6 +491,18 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
             eprintln!("paused after epoch {epoch}; continue with: tgcn train --resume {}", s.run.path.display());
             return Ok(Outcome::Paused { run: s.run.path.clone(), epoch });
         }
+        if let (Some(patience), Some((best_epoch, best))) = (cfg.train.patience, s.best) {
+            // Evaluations since the best one; derived from (best, epoch), so a resumed run
+            // stops exactly where an uninterrupted one would.
+            let since = (best_epoch + 1..=epoch).filter(|e| e % cfg.train.eval_every == 0).count();
+            if since >= patience && epoch < cfg.train.epochs {
+                eprintln!(
+                    "early stop after epoch {epoch}: no validation gain in {since} evaluations \
+                     (best epoch {best_epoch}, mean MAP@all {best:.4})"
+                );
+                break;
+            }
+        }
     }
     let train_seconds = s.before.0 + t_start.elapsed().as_secs_f64();
     let (total_pairs, total_secs) = (s.before.1 + total_pairs, s.before.2 + total_secs);
@@ -476,7 +511,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
 
     let test = test_report(&cfg, &s.m, &s.data, &s.run)?;
     for r in &test {
-        log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, cfg.train.epochs)?;
+        log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, s.epoch)?;
     }
     s.log.flush()?;
     let untrained: Retrieval = serde_json::from_str(
@@ -490,6 +525,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         best_epoch,
         best_val_map_mean: best_val,
         epochs: cfg.train.epochs,
+        epochs_run: s.epoch,
         train_seconds,
         pairs_per_s: total_pairs as f64 / total_secs.max(1e-9),
         untrained_test: untrained,

@@ -5,8 +5,9 @@
 //!   m ← β1 m + (1 − β1) g,   v ← β2 v + (1 − β2) g²,
 //!   θ ← θ − lr · (m / (1 − β1ᵗ)) / (√(v / (1 − β2ᵗ)) + ε)
 //!
-//! with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8 and no weight decay (the L2
-//! term lives in the loss). Parameters are kept in name order, so the state is stable.
+//! with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8. With `weight_decay` > 0 it is
+//! AdamW (Loshchilov & Hutter 2019): θ ← θ · (1 − lr · wd) first, as `torch.optim.AdamW`;
+//! the authors' L2 term lives in the loss instead. Parameters are kept in name order, so the state is stable.
 
 use crate::run::checkpoint::OptimizerState;
 use anyhow::{ensure, Context, Result};
@@ -21,6 +22,8 @@ pub struct Adam {
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     pub steps: i64,
+    /// Decoupled weight decay (AdamW); 0 is plain Adam.
+    pub weight_decay: f64,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -32,7 +35,17 @@ impl Adam {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, params): (Vec<String>, Vec<Tensor>) = vars.into_iter().unzip();
         let zeros = |ps: &[Tensor]| ps.iter().map(|p| p.zeros_like()).collect();
-        Adam { m: zeros(&params), v: zeros(&params), names, params, steps: 0, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Adam {
+            m: zeros(&params),
+            v: zeros(&params),
+            names,
+            params,
+            steps: 0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 
     /// Zeroes the gradients, back-propagates `loss` and takes one step at `lr`.
@@ -49,6 +62,9 @@ impl Adam {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
+                }
+                if self.weight_decay > 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay); // AdamW, as torch.optim.AdamW
                 }
                 // In place, few temporaries: this runs over every parameter every step.
                 let _ = m.lerp_(&g, 1.0 - self.beta1); // β1 m + (1 − β1) g

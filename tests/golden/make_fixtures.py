@@ -78,3 +78,18 @@ c.backward()
     "scores": S.detach().numpy().ravel().tolist(), "labels": labels.numpy().ravel().tolist(), "n": 5, "c": 3,
     "temperature": tau, "loss": c.item(), "grad": S.grad.numpy().ravel().tolist()}, indent=1) + "\n")
 print(f"wrote {out}/contrastive.json")
+
+# AdamW (torch.optim.AdamW, decoupled weight decay) on fixed gradients: the loss of step t
+# is sum(p * g_t), so its gradient is exactly g_t.
+p0 = rng.normal(size=(3, 2))
+grads = [rng.normal(size=(3, 2)) for _ in range(4)]
+p = torch.tensor(p0, dtype=torch.float64, requires_grad=True)
+opt = torch.optim.AdamW([p], lr=0.1, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
+for g in grads:
+    opt.zero_grad()
+    (p * torch.tensor(g)).sum().backward()
+    opt.step()
+(out / "adamw.json").write_text(json.dumps({
+    "p0": p0.ravel().tolist(), "grads": [g.ravel().tolist() for g in grads], "shape": [3, 2], "lr": 0.1,
+    "weight_decay": 0.05, "p": p.detach().numpy().ravel().tolist()}, indent=1) + "\n")
+print(f"wrote {out}/adamw.json")
