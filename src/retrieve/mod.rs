@@ -13,42 +13,13 @@ pub mod search;
 pub mod embed;
 pub mod html;
 
-use crate::config::Config;
+pub use crate::train::fit::Trained;
+
 use crate::data::Split;
 use crate::eval::{embed, Embedded};
-use crate::model::Model;
-use crate::pipeline::{prepare, resolve_device, Prepared};
-use crate::run::checkpoint::load_checkpoint;
-use crate::run::RunDir;
-use crate::train::fit::{build_model, seed_everything, EVAL_BATCH};
+use crate::train::fit::EVAL_BATCH;
 use anyhow::{bail, Result};
-use std::path::Path;
-use tch::nn::VarStore;
 use tch::Tensor;
-
-/// A finished run, rebuilt from its own config with its best checkpoint loaded.
-pub struct Trained {
-    pub run: RunDir,
-    pub cfg: Config,
-    pub data: Prepared,
-    pub vs: VarStore,
-    pub model: Model,
-    /// The epoch of the best checkpoint.
-    pub epoch: usize,
-}
-
-impl Trained {
-    pub fn load(run_dir: &Path) -> Result<Trained> {
-        let run = RunDir::open(run_dir)?;
-        let cfg = run.config()?;
-        seed_everything(cfg.seed);
-        let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
-        run.check_fingerprint(&data)?;
-        let (mut vs, model) = build_model(&cfg, &data);
-        let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
-        Ok(Trained { run, cfg, data, vs, model, epoch: meta.epoch })
-    }
-}
 
 /// Which splits a query searches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -623,36 +623,48 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
     out
 }
 
+/// A finished run, rebuilt from its own config with its best checkpoint loaded.
+pub struct Trained {
+    pub run: RunDir,
+    pub cfg: Config,
+    pub data: Prepared,
+    pub vs: VarStore,
+    pub model: Model,
+    /// The epoch of the best checkpoint.
+    pub epoch: usize,
+}
+
+impl Trained {
+    pub fn load(run_dir: &Path) -> Result<Trained> {
+        let run = RunDir::open(run_dir)?;
+        let cfg = run.config()?;
+        seed_everything(cfg.seed);
+        let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+        run.check_fingerprint(&data)?;
+        let (mut vs, model) = build_model(&cfg, &data);
+        let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
+        Ok(Trained { run, cfg, data, vs, model, epoch: meta.epoch })
+    }
+}
+
 /// `tgcn eval --run DIR`: rebuild from the run's config, load its best checkpoint,
 /// evaluate the test split under both protocols.
 pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
-    let run = RunDir::open(run_dir)?;
-    let cfg = run.config()?;
-    seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
-    run.check_fingerprint(&data)?;
-    let (mut vs, m) = build_model(&cfg, &data);
-    let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
-    eprintln!("loaded best checkpoint of epoch {} from {}", meta.epoch, run.path.display());
-    let test = test_retrievals(&cfg, &m, &data)?;
+    let t = Trained::load(run_dir)?;
+    eprintln!("loaded best checkpoint of epoch {} from {}", t.epoch, t.run.path.display());
+    let test = test_retrievals(&t.cfg, &t.model, &t.data)?;
     println!(
         "{}",
-        report_table(&data.dataset_name, cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
+        report_table(&t.data.dataset_name, t.cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
     );
-    write_curves_or_warn(&run, &test);
+    write_curves_or_warn(&t.run, &test);
     Ok(test)
 }
 
 /// `tgcn export --run DIR`: rebuild, load the best checkpoint, write `export/` again.
 pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
-    let run = RunDir::open(run_dir)?;
-    let cfg = run.config()?;
-    seed_everything(cfg.seed);
-    let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
-    run.check_fingerprint(&data)?;
-    let (mut vs, m) = build_model(&cfg, &data);
-    load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
-    let test = test_retrievals(&cfg, &m, &data)?;
-    write_curves_or_warn(&run, &test);
-    export::export_run(&cfg, &data, &vs, &run, &test)
+    let t = Trained::load(run_dir)?;
+    let test = test_retrievals(&t.cfg, &t.model, &t.data)?;
+    write_curves_or_warn(&t.run, &test);
+    export::export_run(&t.cfg, &t.data, &t.vs, &t.run, &test)
 }

@@ -11,4 +11,6 @@ pub mod pairs;
 pub mod optim;
 pub mod fit;
 
-pub use fit::{build_model, eval_run, export_existing, resume, seed_everything, train, Outcome, Summary, TrainOptions};
+pub use fit::{
+    build_model, eval_run, export_existing, resume, seed_everything, train, Outcome, Summary, TrainOptions, Trained,
+};
