@@ -196,7 +196,13 @@ fn read_curve(path: &Path) -> Result<Vec<Series>> {
 
 /// Examples of one direction: seeded order of the test items, keeping successes
 /// (≥ 3 of the top 5 relevant) and failures (the first hit not relevant).
-fn pick_examples(t: &Trained, db: &Database, side: Side, seed: u64) -> Result<Vec<SearchResult>> {
+fn pick_examples(
+    t: &Trained,
+    db: &Database,
+    paths: &HashMap<String, PathBuf>,
+    side: Side,
+    seed: u64,
+) -> Result<Vec<SearchResult>> {
     let n = t.data.test.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ if side == Side::Text { 0x7465 } else { 0x696d }));
@@ -206,7 +212,7 @@ fn pick_examples(t: &Trained, db: &Database, side: Side, seed: u64) -> Result<Ve
             break;
         }
         let q = Query::Item { split: Split::Test, id: t.data.test.ids[i].clone(), side };
-        let r = search_in(t, db, &q, Against::Test, TOP)?;
+        let r = search_in(t, db, paths, &q, Against::Test, TOP)?;
         let rel = r.hits.iter().filter(|h| h.relevant == Some(true)).count();
         if r.hits.first().is_some_and(|h| h.relevant == Some(false)) {
             if bad.len() < FAILURES {
@@ -255,10 +261,10 @@ fn hit_cell(h: &Hit, thumbs: &mut HashMap<PathBuf, Option<String>>) -> String {
 fn examples_table(
     t: &Trained,
     results: &[SearchResult],
+    paths: &HashMap<String, PathBuf>,
     side: Side,
     thumbs: &mut HashMap<PathBuf, Option<String>>,
 ) -> String {
-    let paths = if side == Side::Image { image_paths(t).unwrap_or_default() } else { HashMap::new() };
     let mut s = String::from("<table class=\"examples\">");
     for r in results {
         let id = r.query.query.trim_start_matches("test:");
@@ -445,20 +451,21 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     // Retrieval examples.
     let db = Database::build(&t, &[Split::Test]);
     let mut thumbs = HashMap::new();
-    let texts = pick_examples(&t, &db, Side::Text, cfg.seed)?;
-    let images = pick_examples(&t, &db, Side::Image, cfg.seed)?;
+    let paths = image_paths(&t)?;
+    let texts = pick_examples(&t, &db, &paths, Side::Text, cfg.seed)?;
+    let images = pick_examples(&t, &db, &paths, Side::Image, cfg.seed)?;
     let _ = write!(
         h,
         "<h2 id=\"t2i\">Text → image examples</h2><p class=\"meta\">Test texts against the test images, top {TOP}; \
          drawn in a seeded order (seed {}), successes first, then failures (first hit wrong).</p>",
         cfg.seed
     );
-    h += &examples_table(&t, &texts, Side::Text, &mut thumbs);
+    h += &examples_table(&t, &texts, &paths, Side::Text, &mut thumbs);
     let _ = write!(
         h,
         "<h2 id=\"i2t\">Image → text examples</h2><p class=\"meta\">Test images against the test texts, top {TOP}.</p>"
     );
-    h += &examples_table(&t, &images, Side::Image, &mut thumbs);
+    h += &examples_table(&t, &images, &paths, Side::Image, &mut thumbs);
     let _ = writeln!(
         h,
         "<p class=\"meta\">Written by tgcn {} from {}.</p></body></html>",

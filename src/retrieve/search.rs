@@ -137,11 +137,25 @@ pub fn image_file_features(fi: &FromImages, path: &Path, device: Device) -> Resu
 pub fn search(t: &Trained, q: &Query, against: Against, top: usize) -> Result<SearchResult> {
     ensure!(top >= 1, "--top must be at least 1");
     let db = Database::build(t, against.splits());
-    search_in(t, &db, q, against, top)
+    let finds_images = match q {
+        Query::Text(_) => true,
+        Query::Image(_) => false,
+        Query::Item { side, .. } => *side == Side::Text,
+    };
+    let paths = if finds_images { image_paths(t)? } else { HashMap::new() };
+    search_in(t, &db, &paths, q, against, top)
 }
 
-/// [`search`] against an already embedded database (reports run many queries).
-pub fn search_in(t: &Trained, db: &Database, q: &Query, against: Against, top: usize) -> Result<SearchResult> {
+/// [`search`] against an already embedded database and the [`image_paths`] of the run
+/// (reports run many queries: the database is embedded and the image folder read once).
+pub fn search_in(
+    t: &Trained,
+    db: &Database,
+    paths: &HashMap<String, PathBuf>,
+    q: &Query,
+    against: Against,
+    top: usize,
+) -> Result<SearchResult> {
     let data = &t.data;
     let m = &t.model;
     let names = |labels: &[usize]| labels.iter().map(|&l| data.classes[l].clone()).collect::<Vec<_>>();
@@ -251,7 +265,6 @@ pub fn search_in(t: &Trained, db: &Database, q: &Query, against: Against, top: u
             .to_kind(Kind::Double)
             .to_device(Device::Cpu),
     )?;
-    let paths = if info.side == Side::Text { image_paths(t)? } else { HashMap::new() };
     let hits = idx
         .iter()
         .zip(vals)
@@ -268,7 +281,7 @@ pub fn search_in(t: &Trained, db: &Database, q: &Query, against: Against, top: u
                 labels: names(labels),
                 relevant: q_labels.as_ref().map(|ql| ql.iter().any(|l| labels.contains(l))),
                 snippet: (info.side == Side::Image).then(|| st.snippets[i].clone()),
-                image: paths.get(&st.ids[i]).cloned(),
+                image: (info.side == Side::Text).then(|| paths.get(&st.ids[i]).cloned()).flatten(),
             }
         })
         .collect();
