@@ -652,12 +652,17 @@ pub fn check_image_features(ds: &Dataset, source: &str) -> Result<()> {
         x.iter().any(|&v| v != 0.0),
         "the image features in {source} are all zero ({n} × {d}): MAP would be at chance"
     );
+    // One pass over the rows marks the columns that vary; rows are all identical exactly
+    // when no column does.
     let first = &x[..d];
-    ensure!(
-        n < 2 || x.chunks(d).any(|row| row != first),
-        "all {n} image feature rows in {source} are identical: images cannot be told apart"
-    );
-    let constant = (0..d).filter(|&j| x.chunks(d).all(|row| row[j] == first[j])).count();
+    let mut varies = vec![false; d];
+    for row in x.chunks(d).skip(1) {
+        for ((v, a), b) in varies.iter_mut().zip(row).zip(first) {
+            *v |= a != b;
+        }
+    }
+    let constant = varies.iter().filter(|&&v| !v).count();
+    ensure!(n < 2 || constant < d, "all {n} image feature rows in {source} are identical: images cannot be told apart");
     if constant > 0 {
         eprintln!(
             "warning: {constant} of {d} image feature columns in {source} are constant over all {n} items \
