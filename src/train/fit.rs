@@ -384,16 +384,24 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
             let (pos, neg, n_pairs, matrix) = batch_scores(m, data, batch);
             let g = global_loss(&pos, &neg, cfg.loss.lambda, cfg.loss.margin);
             // Weights of 1 and 0 add no op, so the authors' recipe trains bit for bit as before.
-            let mut total = if cfg.loss.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * cfg.loss.global };
-            st.terms[0] += total.double_value(&[]);
+            let global = if cfg.loss.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * cfg.loss.global };
+            let mut total = global.shallow_clone();
+            let mut terms = vec![global];
             if cfg.loss.contrastive > 0.0 {
                 let (s, mask) = matrix.as_ref().context("the contrastive loss needs in-batch pairs")?;
                 let c = contrastive_loss(s, mask, cfg.loss.temperature) * cfg.loss.contrastive;
-                st.terms[1] += c.double_value(&[]);
-                total = &total + c;
+                total = &total + &c;
+                terms.push(c);
             }
             let total = if cfg.loss.l2 > 0.0 { &total + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { total };
-            let value = total.double_value(&[]);
+            // One device-to-host read per step for the total and every term.
+            let scalars: Vec<Tensor> = std::iter::once(&total).chain(&terms).map(Tensor::detach).collect();
+            let values: Vec<f64> =
+                Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
+            let value = values[0];
+            for (sum, v) in st.terms.iter_mut().zip(&values[1..]) {
+                *sum += v;
+            }
             if !value.is_finite() {
                 bar.abandon();
                 let keep = match s.epoch {
