@@ -103,14 +103,19 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
             activation: Activation::Relu,
             last_activation: Activation::Relu,
             fc: vec![],
+            input: Default::default(),
+            input_l2: false,
+            input_dropout: 0.0,
+            dropout: 0.0,
+            concat_bow: false,
         },
-        image: ImageTowerConfig { hidden: vec![] },
+        image: ImageTowerConfig { hidden: vec![], dropout: 0.0 },
         embed_dim: 1024,
         scorer: ScorerKind::Product,
         dropout: 0.2,
     };
     let vs = VarStore::new(device);
-    let m = crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()));
+    let m = crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()), Default::default());
     let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
     let bow = Tensor::rand([b, v as i64], (Kind::Float, device)).lt(0.02).to_kind(Kind::Float);
     let img = Tensor::randn([b, 128], (Kind::Float, device));

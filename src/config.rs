@@ -50,6 +50,10 @@ pub struct DataConfig {
     pub dataset: DatasetKind,
     /// How image features are standardised, with train-split statistics.
     pub image_norm: ImageNorm,
+    /// Applied to the raw features before `image_norm`: `sqrt` is the Hellinger map of
+    /// histogram features such as bags of visual words (x ↦ √x; negative values are an error).
+    #[serde(default, skip_serializing_if = "ImageTransform::is_none")]
+    pub image_transform: ImageTransform,
     /// Generator settings; required when `dataset: synthetic`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synthetic: Option<SyntheticConfig>,
@@ -115,6 +119,20 @@ pub enum ImageNorm {
     None,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageTransform {
+    #[default]
+    None,
+    Sqrt,
+}
+
+impl ImageTransform {
+    fn is_none(&self) -> bool {
+        *self == ImageTransform::None
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LossConfig {
@@ -133,6 +151,17 @@ pub struct LossConfig {
     /// Temperature τ of the contrastive term (scores / τ).
     #[serde(default = "default_temperature", skip_serializing_if = "is_default_temperature")]
     pub temperature: f64,
+    /// Learn τ (as log τ, starting from `temperature`) with the rest of the model.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub learn_temperature: bool,
+    /// Weight of the label loss: one linear classifier shared by both towers' embeddings,
+    /// softmax cross-entropy on single-label data, binary cross-entropy on multi-label data.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label: f64,
+    /// Weight of the modality-invariance term: mean ‖t − i‖² between an item's text and
+    /// image embedding, as the scorer compares them (`train.pairs: in_batch` only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invariance: f64,
 }
 
 // Defaults that are left out of the saved YAML, so that configs written before these keys
@@ -142,6 +171,9 @@ fn one() -> f64 {
 }
 fn is_one(v: &f64) -> bool {
     *v == 1.0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
@@ -180,6 +212,10 @@ pub struct TrainConfig {
     /// evaluations in a row; the best checkpoint is then tested. Absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// `in_batch` mode: optimizer steps per epoch, drawn from as many reshuffles of the train
+    /// split as needed (absent: one pass, ⌈n / batch⌉ steps). A budget that counts steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_per_epoch: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -476,10 +512,18 @@ impl Config {
             pos(&format!("model.image.hidden[{i}]"), h)?;
         }
         pos("model.embed_dim", self.model.embed_dim)?;
+        for (key, p) in [
+            ("model.dropout", self.model.dropout),
+            ("model.text.input_dropout", self.model.text.input_dropout),
+            ("model.text.dropout", self.model.text.dropout),
+            ("model.image.dropout", self.model.image.dropout),
+        ] {
+            ensure!((0.0..1.0).contains(&p), "`{key}` must lie in [0, 1), got {p}");
+        }
         ensure!(
-            (0.0..1.0).contains(&self.model.dropout),
-            "`model.dropout` must lie in [0, 1), got {}",
-            self.model.dropout
+            !self.model.text.concat_bow || self.model.text.kind == TextKind::Gcn,
+            "`model.text.concat_bow` adds the bag of words beside the graph features; with \
+             `model.text.kind: mlp` the input is the bag of words already"
         );
         in_range("loss.lambda", self.loss.lambda, 0.0, f64::MAX)?;
         in_range("loss.margin", self.loss.margin, 0.0, f64::MAX)?;
@@ -487,9 +531,20 @@ impl Config {
         in_range("loss.global", self.loss.global, 0.0, f64::MAX)?;
         in_range("loss.contrastive", self.loss.contrastive, 0.0, f64::MAX)?;
         in_range("loss.temperature", self.loss.temperature, f64::MIN_POSITIVE, f64::MAX)?;
+        in_range("loss.label", self.loss.label, 0.0, f64::MAX)?;
+        in_range("loss.invariance", self.loss.invariance, 0.0, f64::MAX)?;
         ensure!(
-            self.loss.global + self.loss.contrastive > 0.0,
-            "`loss.global` and `loss.contrastive` are both 0: nothing to train on"
+            self.loss.global + self.loss.contrastive + self.loss.label > 0.0,
+            "`loss.global`, `loss.contrastive` and `loss.label` are all 0: nothing to train on"
+        );
+        ensure!(
+            self.loss.invariance == 0.0 || self.train.pairs == PairMode::InBatch,
+            "`loss.invariance` = {} needs `train.pairs: in_batch` (it compares an item's own text and image)",
+            self.loss.invariance
+        );
+        ensure!(
+            !self.loss.learn_temperature || self.loss.contrastive > 0.0,
+            "`loss.learn_temperature` needs `loss.contrastive` > 0 (τ only enters the contrastive term)"
         );
         ensure!(
             self.loss.contrastive == 0.0 || self.train.pairs == PairMode::InBatch,
@@ -509,6 +564,14 @@ impl Config {
         );
         if let Some(p) = self.train.patience {
             pos("train.patience", p)?;
+        }
+        if let Some(n) = self.train.steps_per_epoch {
+            pos("train.steps_per_epoch", n)?;
+            ensure!(
+                self.train.pairs == PairMode::InBatch,
+                "`train.steps_per_epoch` is for `train.pairs: in_batch`; sampled mode sets its steps with \
+                 `train.pairs_per_epoch`"
+            );
         }
         if self.train.pairs == PairMode::Sampled {
             pos("train.pairs_per_epoch", self.train.pairs_per_epoch)?;

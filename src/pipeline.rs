@@ -3,7 +3,7 @@
 //! features, all as tensors on the training device. Rebuilding from a run's saved
 //! config gives the same vocabulary, graph and splits (everything is seeded).
 
-use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm};
+use crate::config::{Config, DatasetKind, DeviceChoice, ImageNorm, ImageTransform};
 use crate::data::synthetic;
 use crate::data::{Dataset, Split};
 use crate::graph::knn::cosine_knn;
@@ -59,17 +59,21 @@ impl SplitTensors {
     }
 }
 
-/// Image feature normalisation fitted on the train split: x' = (x − shift) / scale, then
-/// an optional row L2 normalisation.
+/// Image feature normalisation fitted on the train split: an optional √x (Hellinger map),
+/// then x' = (x − shift) / scale, then an optional row L2 normalisation.
 #[derive(Debug)]
 pub struct ImageNormalizer {
     pub kind: ImageNorm,
+    pub sqrt: bool,
     pub shift: Tensor,
     pub scale: Tensor,
 }
 
 impl ImageNormalizer {
-    pub fn fit(kind: ImageNorm, train: &Tensor) -> ImageNormalizer {
+    /// Fits on the raw train features `train: [n, F]`.
+    pub fn fit(kind: ImageNorm, transform: ImageTransform, train: &Tensor) -> ImageNormalizer {
+        let sqrt = transform == ImageTransform::Sqrt;
+        let train = if sqrt { train.clamp_min(0.0).sqrt() } else { train.shallow_clone() };
         let f = train.size()[1];
         let (shift, scale) = match kind {
             ImageNorm::Zscore => {
@@ -83,11 +87,12 @@ impl ImageNormalizer {
                 (Tensor::zeros([f], (Kind::Float, train.device())), Tensor::ones([f], (Kind::Float, train.device())))
             }
         };
-        ImageNormalizer { kind, shift, scale }
+        ImageNormalizer { kind, sqrt, shift, scale }
     }
 
-    /// `x: [n, F] -> [n, F]`
+    /// `x: [n, F] -> [n, F]` (raw features; negative ones were refused at load under `sqrt`).
     pub fn apply(&self, x: &Tensor) -> Tensor {
+        let x = if self.sqrt { x.clamp_min(0.0).sqrt() } else { x.shallow_clone() };
         let y = (x - &self.shift) / &self.scale;
         match self.kind {
             ImageNorm::L2 => &y / y.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12),
@@ -745,6 +750,18 @@ impl Prepared {
 pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Prepared> {
     let ds = load_dataset(cfg, cache, device)?;
     check_image_features(&ds, &image_source(cfg))?;
+    if cfg.data.image_transform == ImageTransform::Sqrt {
+        if let Some((i, v)) = ds.images.iter().enumerate().find(|(_, v)| **v < 0.0) {
+            let d = ds.image_dim;
+            bail!(
+                "`data.image_transform: sqrt` needs non-negative image features (histograms), but {} holds {v} \
+                 at row {}, column {}",
+                image_source(cfg),
+                i / d,
+                i % d
+            );
+        }
+    }
     let tg = text_graph(cfg, &ds, device, cache)?;
     let vocab = Vocab::from_words(tg.words.clone(), tg.counts.clone());
     let v = vocab.len();
@@ -778,7 +795,7 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
     };
     let (mut train, mut val, mut test) =
         (split_tensors(Split::Train), split_tensors(Split::Val), split_tensors(Split::Test));
-    let norm = ImageNormalizer::fit(cfg.data.image_norm, &train.images_raw);
+    let norm = ImageNormalizer::fit(cfg.data.image_norm, cfg.data.image_transform, &train.images_raw);
     for t in [&mut train, &mut val, &mut test] {
         t.images = norm.apply(&t.images_raw);
     }

@@ -4,10 +4,13 @@
 //! Input: bag-of-words signals `[B, V]`, the sparse L̃ (from the graph stage) and image
 //! features `[B, F_img]`. Output: embeddings `[B, D]` per modality and their scores.
 //!
-//! Text (`gcn`): bow `[B, V]` → `[B, V, 1]` → Chebyshev stack → `[B, V, F]` → flatten
-//! `[B, V·F]` → FC layers → `[B, D]`. Text (`mlp`, the ablation): bow `[B, V]` → FC layers
-//! → `[B, D]`. Image: features `[B, F_img]` → MLP → `[B, D]`. Hidden FC layers use ReLU,
-//! the embedding layer is linear.
+//! Text (`gcn`): bow `[B, V]` → input transform (counts | log1p | binary, optional row L2,
+//! dropout) → `[B, V, 1]` → Chebyshev stack → `[B, V, F]` → flatten `[B, V·F]` (with
+//! `concat_bow`, the input beside it: `[B, V·F + V]`) → FC layers → `[B, D]`. Text (`mlp`,
+//! the ablation): the transformed bow `[B, V]` → FC layers → `[B, D]`. Image: features
+//! `[B, F_img]` → MLP → `[B, D]`. Hidden FC layers use ReLU then dropout, the embedding
+//! layer is linear. Training may add a label classifier `[B, D] → [B, C]` shared by both
+//! towers, and a learned log τ.
 //!
 //! Scorers: `product` (the authors'): s(t, i) = w·dropout(t ⊙ i) + b. At evaluation it is
 //! the bilinear form S = (T ⊙ w) Iᵀ + b, one matrix product for a whole score matrix.
@@ -45,6 +48,45 @@ pub struct TextTowerConfig {
     pub last_activation: Activation,
     /// Hidden fully connected sizes between the flattened graph signal and the embedding.
     pub fc: Vec<usize>,
+    /// The bag of words as the tower sees it: `counts`, `log1p` (log(1 + count)) or `binary`.
+    #[serde(default, skip_serializing_if = "BowInput::is_counts")]
+    pub input: BowInput,
+    /// Row L2 normalisation of the transformed bag of words.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub input_l2: bool,
+    /// Dropout on the (transformed) word inputs, while training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub input_dropout: f64,
+    /// Dropout after each hidden FC layer, while training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
+    /// `gcn` only: feed the FC layers the graph features and the bag of words side by side
+    /// (`[B, V·F + V]`), so that the graph adds to the bag of words rather than replacing it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub concat_bow: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BowInput {
+    #[default]
+    Counts,
+    Log1p,
+    Binary,
+}
+
+impl BowInput {
+    fn is_counts(&self) -> bool {
+        *self == BowInput::Counts
+    }
+}
+
+// Defaults are left out of the saved YAML, so configs from before these keys keep their hash.
+fn is_false(v: &bool) -> bool {
+    !*v
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -67,6 +109,9 @@ pub enum Activation {
 pub struct ImageTowerConfig {
     /// Hidden sizes of the image MLP before the embedding layer.
     pub hidden: Vec<usize>,
+    /// Dropout after each hidden layer, while training.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropout: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -84,14 +129,16 @@ fn activate(x: Tensor, a: Activation) -> Tensor {
     }
 }
 
-/// Hidden ReLU layers then a linear output layer, named `fc/{i}` and `out`.
+/// Hidden ReLU layers (each followed by dropout while training) then a linear output
+/// layer, named `fc/{i}` and `out`.
 #[derive(Debug)]
 pub struct Mlp {
     pub hidden: Vec<nn::Linear>,
     pub out: nn::Linear,
+    pub dropout: f64,
 }
 
-pub fn mlp(p: nn::Path, f_in: usize, hidden: &[usize], f_out: usize) -> Mlp {
+pub fn mlp(p: nn::Path, f_in: usize, hidden: &[usize], f_out: usize, dropout: f64) -> Mlp {
     let mut dims = vec![f_in];
     dims.extend_from_slice(hidden);
     let hidden = dims
@@ -100,18 +147,30 @@ pub fn mlp(p: nn::Path, f_in: usize, hidden: &[usize], f_out: usize) -> Mlp {
         .map(|(i, w)| nn::linear(&p / "fc" / i, w[0] as i64, w[1] as i64, Default::default()))
         .collect();
     let out = nn::linear(&p / "out", *dims.last().unwrap() as i64, f_out as i64, Default::default());
-    Mlp { hidden, out }
+    Mlp { hidden, out, dropout }
 }
 
 impl Module for Mlp {
-    /// `xs: [B, F_in] -> [B, F_out]`
+    /// `xs: [B, F_in] -> [B, F_out]`, in evaluation mode.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        let h = self.hidden.iter().fold(xs.shallow_clone(), |h, l| l.forward(&h).relu());
-        self.out.forward(&h)
+        self.forward_t(xs, false)
     }
 }
 
 impl Mlp {
+    /// `xs: [B, F_in] -> [B, F_out]`; `train` turns dropout on.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let h = self.hidden.iter().fold(xs.shallow_clone(), |h, l| {
+            let h = l.forward(&h).relu();
+            if self.dropout > 0.0 {
+                h.dropout(self.dropout, train)
+            } else {
+                h
+            }
+        });
+        self.out.forward(&h)
+    }
+
     pub fn weights(&self) -> Vec<&Tensor> {
         self.hidden.iter().chain(std::iter::once(&self.out)).map(|l| &l.ws).collect()
     }
@@ -124,6 +183,10 @@ pub struct TextTower {
     pub activation: Activation,
     pub last_activation: Activation,
     pub fc: Mlp,
+    pub input: BowInput,
+    pub input_l2: bool,
+    pub input_dropout: f64,
+    pub concat_bow: bool,
     pub n_vertices: usize,
     /// L̃ as dense `[2, nnz]` indices and `[nnz]` values; the sparse tensor is built per forward.
     pub lap_indices: Tensor,
@@ -131,22 +194,51 @@ pub struct TextTower {
 }
 
 impl TextTower {
-    /// `bow: [B, V] -> [B, D]`
+    /// `bow: [B, V] -> [B, D]` (word counts), in evaluation mode.
     pub fn forward(&self, bow: &Tensor) -> Tensor {
-        let h = match self.graph_features(bow) {
-            Some(h) => h.flatten(1, 2), // [B, V, F] -> [B, V*F]
-            None => bow.shallow_clone(),
-        };
-        self.fc.forward(&h)
+        self.forward_t(bow, false)
     }
 
-    /// Output of the graph layers `[B, V, F]` (for dead-unit diagnostics); None for `mlp`.
+    /// `bow: [B, V] -> [B, D]`; `train` turns dropout on.
+    pub fn forward_t(&self, bow: &Tensor, train: bool) -> Tensor {
+        let x = self.input_signal(bow);
+        let x = if self.input_dropout > 0.0 { x.dropout(self.input_dropout, train) } else { x };
+        let h = match self.graph_layers(&x) {
+            Some(g) if self.concat_bow => Tensor::cat(&[g.flatten(1, 2), x], 1), // [B, V*F + V]
+            Some(g) => g.flatten(1, 2),                                           // [B, V, F] -> [B, V*F]
+            None => x,
+        };
+        self.fc.forward_t(&h, train)
+    }
+
+    /// The bag of words as the tower sees it: `bow: [B, V] -> [B, V]` (counts, log(1 + counts)
+    /// or binary, then an optional row L2 normalisation).
+    pub fn input_signal(&self, bow: &Tensor) -> Tensor {
+        let x = match self.input {
+            BowInput::Counts => bow.shallow_clone(),
+            BowInput::Log1p => bow.log1p(),
+            BowInput::Binary => bow.gt(0.0).to_kind(bow.kind()),
+        };
+        if self.input_l2 {
+            &x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
+        } else {
+            x
+        }
+    }
+
+    /// Output of the graph layers `[B, V, F]` for word counts `[B, V]` in evaluation mode
+    /// (for dead-unit diagnostics); None for `mlp`.
     pub fn graph_features(&self, bow: &Tensor) -> Option<Tensor> {
+        self.graph_layers(&self.input_signal(bow))
+    }
+
+    /// The Chebyshev stack on an input signal `[B, V] -> [B, V, F]`; None for `mlp`.
+    fn graph_layers(&self, x: &Tensor) -> Option<Tensor> {
         if self.kind == TextKind::Mlp {
             return None;
         }
         let lap = sparse_tensor(&self.lap_indices, &self.lap_values, self.n_vertices);
-        let mut h = bow.tr().contiguous().unsqueeze(-1); // [V, B, 1], vertex-major for the sparse products
+        let mut h = x.tr().contiguous().unsqueeze(-1); // [V, B, 1], vertex-major for the sparse products
         let last = self.cheb.len() - 1;
         for (i, layer) in self.cheb.iter().enumerate() {
             let a = if i == last { self.last_activation } else { self.activation };
@@ -210,11 +302,32 @@ pub struct Model {
     pub text: TextTower,
     pub image: Mlp,
     pub scorer: Scorer,
+    /// The label classifier shared by both towers (`classifier`), when the label loss is on.
+    pub classifier: Option<nn::Linear>,
+    /// log τ of the contrastive term (`loss/log_temperature`), when τ is learned.
+    pub log_temperature: Option<Tensor>,
 }
 
-/// Builds the model under `p` (`text/…`, `image/…`, `scorer/…`). `lap` is L̃ as
+/// What training adds beside the two towers and the scorer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrainingHeads {
+    /// Classes of the shared label classifier.
+    pub classes: Option<usize>,
+    /// Initial τ of a learned temperature.
+    pub temperature: Option<f64>,
+}
+
+/// Builds the model under `p` (`text/…`, `image/…`, `scorer/…`, and the training heads
+/// `classifier`, `loss/log_temperature` when asked for). `lap` is L̃ as
 /// (indices `[2, nnz]`, values `[nnz]`) over `vocab` vertices.
-pub fn model(p: &nn::Path, cfg: &ModelConfig, vocab: usize, image_dim: usize, lap: (Tensor, Tensor)) -> Model {
+pub fn model(
+    p: &nn::Path,
+    cfg: &ModelConfig,
+    vocab: usize,
+    image_dim: usize,
+    lap: (Tensor, Tensor),
+    heads: TrainingHeads,
+) -> Model {
     let tc = &cfg.text;
     let tp = p / "text";
     let (cheb, flat) = match tc.kind {
@@ -225,7 +338,7 @@ pub fn model(p: &nn::Path, cfg: &ModelConfig, vocab: usize, image_dim: usize, la
                 layers.push(cheb_conv(&tp / "cheb" / i, l.k, f_in, l.filters, tc.bias, vocab));
                 f_in = l.filters;
             }
-            (layers, vocab * f_in)
+            (layers, vocab * f_in + if tc.concat_bow { vocab } else { 0 })
         }
         TextKind::Mlp => (Vec::new(), vocab),
     };
@@ -234,17 +347,24 @@ pub fn model(p: &nn::Path, cfg: &ModelConfig, vocab: usize, image_dim: usize, la
         cheb,
         activation: tc.activation,
         last_activation: tc.last_activation,
-        fc: mlp(&tp / "mlp", flat, &tc.fc, cfg.embed_dim),
+        fc: mlp(&tp / "mlp", flat, &tc.fc, cfg.embed_dim, tc.dropout),
+        input: tc.input,
+        input_l2: tc.input_l2,
+        input_dropout: tc.input_dropout,
+        concat_bow: tc.concat_bow,
         n_vertices: vocab,
         lap_indices: lap.0,
         lap_values: lap.1,
     };
-    let image = mlp(p / "image", image_dim, &cfg.image.hidden, cfg.embed_dim);
+    let image = mlp(p / "image", image_dim, &cfg.image.hidden, cfg.embed_dim, cfg.image.dropout);
     let fc = match cfg.scorer {
         ScorerKind::Product => Some(nn::linear(p / "scorer", cfg.embed_dim as i64, 1, Default::default())),
         ScorerKind::Cosine => None,
     };
-    Model { text, image, scorer: Scorer { kind: cfg.scorer, fc, dropout: cfg.dropout } }
+    let classifier =
+        heads.classes.map(|c| nn::linear(p / "classifier", cfg.embed_dim as i64, c as i64, Default::default()));
+    let log_temperature = heads.temperature.map(|t| (p / "loss").var("log_temperature", &[], nn::Init::Const(t.ln())));
+    Model { text, image, scorer: Scorer { kind: cfg.scorer, fc, dropout: cfg.dropout }, classifier, log_temperature }
 }
 
 impl Model {

@@ -46,12 +46,12 @@ pub fn export_run(
 ) -> Result<PathBuf> {
     let cpu = Device::Cpu;
     let mut vs = VarStore::new(cpu);
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, data.laplacian.to_tensors(cpu));
+    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, data.laplacian.to_tensors(cpu), Default::default());
     vs.copy(trained).context("cannot copy the trained weights for export")?;
     vs.freeze();
     let shift = data.image_norm.shift.to_device(cpu);
     let scale = data.image_norm.scale.to_device(cpu);
-    let norm = crate::pipeline::ImageNormalizer { kind: data.image_norm.kind, shift, scale };
+    let norm = crate::pipeline::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
 
     let dir = run.join("export.partial");
     if dir.exists() {
@@ -109,7 +109,11 @@ pub fn export_run(
         "preprocessing": {
             "text": "bag-of-words counts of the tokens in vocab.txt order (line i = vertex i); out-of-vocabulary tokens are ignored",
             "tokenizer": "the dataset's tokens (synthetic: whitespace-separated words)",
-            "image": format!("raw features; the module applies {:?} normalisation fitted on the train split", cfg.data.image_norm),
+            "image": format!(
+                "raw features; the module applies {}{:?} normalisation fitted on the train split",
+                if data.image_norm.sqrt { "√x, then " } else { "" },
+                cfg.data.image_norm
+            ),
         },
         "scorer": format!("{:?}", cfg.model.scorer),
         "metrics_at_export": metrics,

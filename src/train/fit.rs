@@ -12,13 +12,13 @@
 use crate::config::{Config, PairMode, Protocol};
 use crate::eval::{self, Retrieval};
 use crate::files::{write_atomic, write_json};
-use crate::model::{model, Model};
+use crate::model::{model, Model, ScorerKind, TrainingHeads};
 use crate::pipeline::{prepare, resolve_device, Prepared};
 use crate::run::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta, OptimizerState};
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
 use crate::run::{env_record, RunDir};
-use crate::train::loss::{contrastive_loss, global_loss, l2_penalty};
+use crate::train::loss::{contrastive_loss_logits, global_loss, invariance_loss, l2_penalty, label_loss};
 use crate::train::optim::Adam;
 use crate::train::pairs::sample_pairs;
 use anyhow::{bail, ensure, Context, Result};
@@ -39,7 +39,11 @@ pub const EVAL_BATCH: usize = 512;
 pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
     let vs = VarStore::new(data.device);
     let lap = data.laplacian.to_tensors(data.device);
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap);
+    let heads = TrainingHeads {
+        classes: (cfg.loss.label > 0.0).then_some(data.classes.len()),
+        temperature: cfg.loss.learn_temperature.then_some(cfg.loss.temperature),
+    };
+    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, heads);
     (vs, m)
 }
 
@@ -69,8 +73,8 @@ pub struct Summary {
 
 struct EpochStats {
     loss: f64,
-    /// Sums of the weighted terms: global, contrastive.
-    terms: [f64; 2],
+    /// Sums of the weighted terms, in the order of [`TERMS`].
+    terms: [f64; 5],
     mean_pos: f64,
     mean_neg: f64,
     var_pos: f64,
@@ -78,6 +82,9 @@ struct EpochStats {
     pairs: usize,
     seconds: f64,
 }
+
+/// The loss terms, as logged (`train/loss_<term>`).
+const TERMS: [&str; 5] = ["global", "contrastive", "label", "invariance", "l2"];
 
 /// A batch as (text rows, image rows) into the train split, plus the positive mask source.
 enum Batch {
@@ -110,43 +117,139 @@ fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<
                 .collect()
         }
         PairMode::InBatch => {
-            let mut perm: Vec<i64> = (0..data.train.len() as i64).collect();
-            perm.shuffle(rng);
-            // A last batch smaller than half a batch is dropped for this epoch only (it is
-            // reshuffled next epoch), to keep the batch statistics of the loss stable.
-            perm.chunks(b).filter(|c| c.len() * 2 >= b && c.len() >= 2).map(|c| Batch::Items(c.to_vec())).collect()
+            // One pass over a shuffled train split, or, with `steps_per_epoch`, as many
+            // reshuffled passes as that many steps need.
+            let n = data.train.len() as i64;
+            let mut out = Vec::new();
+            loop {
+                let mut perm: Vec<i64> = (0..n).collect();
+                perm.shuffle(rng);
+                // A last batch smaller than half a batch is dropped for this pass only (it is
+                // reshuffled next time), to keep the batch statistics of the loss stable.
+                for c in perm.chunks(b).filter(|c| c.len() * 2 >= b && c.len() >= 2) {
+                    if cfg.train.steps_per_epoch.is_some_and(|s| out.len() >= s) {
+                        break;
+                    }
+                    out.push(Batch::Items(c.to_vec()));
+                }
+                if cfg.train.steps_per_epoch.is_none_or(|s| out.len() >= s) {
+                    break;
+                }
+            }
+            out
         }
     })
 }
 
-/// Positive and negative scores of one batch, in training mode, plus (for in-batch
-/// batches) the `[B, B]` score matrix and its shares-a-label mask.
-type BatchScores = (Tensor, Tensor, usize, Option<(Tensor, Tensor)>);
+/// One batch's forward pass in training mode.
+struct BatchOut {
+    /// Positive and negative scores.
+    pos: Tensor,
+    neg: Tensor,
+    pairs: usize,
+    /// In-batch batches: the `[B, B]` score matrix and its shares-a-label mask.
+    matrix: Option<(Tensor, Tensor)>,
+    /// Text and image embeddings `[B, D]` with their multi-hot labels `[B, C]`.
+    t: Tensor,
+    t_labels: Tensor,
+    i: Tensor,
+    i_labels: Tensor,
+}
 
-fn batch_scores(m: &Model, data: &Prepared, batch: &Batch) -> BatchScores {
+fn batch_forward(m: &Model, data: &Prepared, batch: &Batch) -> BatchOut {
     let dev = data.device;
+    let tr = &data.train;
     match batch {
         Batch::Pairs { texts, images, n_pos } => {
             let ti = Tensor::from_slice(texts).to_device(dev);
             let ii = Tensor::from_slice(images).to_device(dev);
-            let t = m.text.forward(&data.train.bow.index_select(0, &ti)); // [B, D]
-            let i = m.image.forward(&data.train.images.index_select(0, &ii)); // [B, D]
+            let t = m.text.forward_t(&tr.bow.index_select(0, &ti), true); // [B, D]
+            let i = m.image.forward_t(&tr.images.index_select(0, &ii), true); // [B, D]
             let s = m.scorer.pairs(&t, &i, true); // [B]
             let n = texts.len() as i64;
             let p = *n_pos as i64;
-            (s.narrow(0, 0, p), s.narrow(0, p, n - p), texts.len(), None)
+            BatchOut {
+                pos: s.narrow(0, 0, p),
+                neg: s.narrow(0, p, n - p),
+                pairs: texts.len(),
+                matrix: None,
+                t_labels: tr.labels.index_select(0, &ti),
+                i_labels: tr.labels.index_select(0, &ii),
+                t,
+                i,
+            }
         }
         Batch::Items(items) => {
             let idx = Tensor::from_slice(items).to_device(dev);
-            let t = m.text.forward(&data.train.bow.index_select(0, &idx));
-            let i = m.image.forward(&data.train.images.index_select(0, &idx));
+            let t = m.text.forward_t(&tr.bow.index_select(0, &idx), true);
+            let i = m.image.forward_t(&tr.images.index_select(0, &idx), true);
             let s = m.scorer.matrix(&t, &i, true); // [B, B]
-            let lab = data.train.labels.index_select(0, &idx);
+            let lab = tr.labels.index_select(0, &idx);
             let mask = lab.mm(&lab.tr()).gt(0.5); // [B, B] shares a label
-            let (pos, neg) = (s.masked_select(&mask), s.masked_select(&mask.logical_not()));
-            (pos, neg, items.len() * items.len(), Some((s, mask)))
+            BatchOut {
+                pos: s.masked_select(&mask),
+                neg: s.masked_select(&mask.logical_not()),
+                pairs: items.len() * items.len(),
+                matrix: Some((s, mask)),
+                t_labels: lab.shallow_clone(),
+                i_labels: lab,
+                t,
+                i,
+            }
         }
     }
+}
+
+/// The weighted loss terms of one batch (in the order of [`TERMS`]; None where a term is
+/// off) and the global loss's statistics.
+fn batch_loss(cfg: &Config, m: &Model, data: &Prepared, b: &BatchOut) -> Result<(Vec<Option<Tensor>>, GlobalStats)> {
+    let l = &cfg.loss;
+    let g = global_loss(&b.pos, &b.neg, l.lambda, l.margin);
+    let stats = GlobalStats { mean_pos: g.mean_pos, mean_neg: g.mean_neg, var_pos: g.var_pos, var_neg: g.var_neg };
+    // Weights of 1 and 0 add no op, so the authors' recipe trains bit for bit as before.
+    let global = (l.global > 0.0).then(|| if l.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * l.global });
+    let contrastive = if l.contrastive > 0.0 {
+        let (s, mask) = b.matrix.as_ref().context("the contrastive loss needs in-batch pairs")?;
+        let logits = match &m.log_temperature {
+            Some(log_tau) => s * (-log_tau).exp(),
+            None => s / l.temperature,
+        };
+        Some(contrastive_loss_logits(&logits, mask) * l.contrastive)
+    } else {
+        None
+    };
+    let label = if l.label > 0.0 {
+        let c = m.classifier.as_ref().context("the label loss needs the model's classifier")?;
+        let (lt, li) = (
+            label_loss(&c.forward(&b.t), &b.t_labels, data.multi_label),
+            label_loss(&c.forward(&b.i), &b.i_labels, data.multi_label),
+        );
+        Some((lt + li) * (l.label / 2.0))
+    } else {
+        None
+    };
+    let invariance = if l.invariance > 0.0 {
+        ensure!(b.matrix.is_some(), "the invariance term needs in-batch pairs");
+        let v = match cfg.model.scorer {
+            ScorerKind::Cosine => {
+                let unit = |x: &Tensor| x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
+                invariance_loss(&unit(&b.t), &unit(&b.i))
+            }
+            ScorerKind::Product => invariance_loss(&b.t, &b.i),
+        };
+        Some(v * l.invariance)
+    } else {
+        None
+    };
+    let l2 = (l.l2 > 0.0).then(|| l2_penalty(&m.l2_weights()) * l.l2);
+    Ok((vec![global, contrastive, label, invariance, l2], stats))
+}
+
+struct GlobalStats {
+    mean_pos: Option<f64>,
+    mean_neg: Option<f64>,
+    var_pos: Option<f64>,
+    var_neg: Option<f64>,
 }
 
 /// Fraction of exactly-zero outputs of the graph layers on the validation texts.
@@ -371,7 +474,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         let t0 = Instant::now();
         let mut st = EpochStats {
             loss: 0.0,
-            terms: [0.0; 2],
+            terms: [0.0; 5],
             mean_pos: 0.0,
             mean_neg: 0.0,
             var_pos: 0.0,
@@ -381,26 +484,18 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         };
         let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
         for batch in &batches {
-            let (pos, neg, n_pairs, matrix) = batch_scores(m, data, batch);
-            let g = global_loss(&pos, &neg, cfg.loss.lambda, cfg.loss.margin);
-            // Weights of 1 and 0 add no op, so the authors' recipe trains bit for bit as before.
-            let global = if cfg.loss.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * cfg.loss.global };
-            let mut total = global.shallow_clone();
-            let mut terms = vec![global];
-            if cfg.loss.contrastive > 0.0 {
-                let (s, mask) = matrix.as_ref().context("the contrastive loss needs in-batch pairs")?;
-                let c = contrastive_loss(s, mask, cfg.loss.temperature) * cfg.loss.contrastive;
-                total = &total + &c;
-                terms.push(c);
-            }
-            let total = if cfg.loss.l2 > 0.0 { &total + l2_penalty(&m.l2_weights()) * cfg.loss.l2 } else { total };
+            let out = batch_forward(m, data, batch);
+            let n_pairs = out.pairs;
+            let (terms, g) = batch_loss(&cfg, m, data, &out)?;
+            let on: Vec<(usize, &Tensor)> = terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
+            let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;
             // One device-to-host read per step for the total and every term.
-            let scalars: Vec<Tensor> = std::iter::once(&total).chain(&terms).map(Tensor::detach).collect();
+            let scalars: Vec<Tensor> = std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
             let values: Vec<f64> =
                 Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
             let value = values[0];
-            for (sum, v) in st.terms.iter_mut().zip(&values[1..]) {
-                *sum += v;
+            for ((j, _), v) in on.iter().zip(&values[1..]) {
+                st.terms[*j] += v;
             }
             if !value.is_finite() {
                 bar.abandon();
@@ -445,9 +540,14 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         let step = s.step;
         let log = &mut s.log;
         log.scalar("train/loss", step, epoch, st.loss / c(counted[0]))?;
-        log.scalar("train/loss_global", step, epoch, st.terms[0] / c(counted[0]))?;
-        if cfg.loss.contrastive > 0.0 {
-            log.scalar("train/loss_contrastive", step, epoch, st.terms[1] / c(counted[0]))?;
+        let weights = [cfg.loss.global, cfg.loss.contrastive, cfg.loss.label, cfg.loss.invariance, cfg.loss.l2];
+        for ((name, w), sum) in TERMS.iter().zip(weights).zip(st.terms) {
+            if w > 0.0 {
+                log.scalar(&format!("train/loss_{name}"), step, epoch, sum / c(counted[0]))?;
+            }
+        }
+        if let Some(log_tau) = &m.log_temperature {
+            log.scalar("train/temperature", step, epoch, log_tau.exp().double_value(&[]))?;
         }
         log.scalar("train/lr", step, epoch, lr)?;
         log.scalar("train/mean_pos", step, epoch, st.mean_pos / c(counted[1]))?;

@@ -1,3 +1,5 @@
+//! The training objectives. Terms are weighted and summed by the training loop.
+//!
 //! The "global loss" of the authors (after Kumar BG et al. 2016):
 //!   L = var(S+) + var(S−) + λ · max(0, m − (mean(S+) − mean(S−))) + l2 · Σ‖W‖²
 //! over the positive scores S+ and negative scores S− of a batch. Variances are
@@ -48,15 +50,41 @@ pub fn global_loss(pos: &Tensor, neg: &Tensor, lambda: f64, margin: f64) -> Glob
 /// sharing a label with text i (multi-label aware; the item's own image is always in it).
 /// `scores: [B, B]` (text i vs image j), `positive: [B, B]` bool -> a scalar.
 pub fn contrastive_loss(scores: &Tensor, positive: &Tensor, temperature: f64) -> Tensor {
-    let kind = scores.kind(); // computed in the scores' precision
-    let logits = scores / temperature;
+    contrastive_loss_logits(&(scores / temperature), positive)
+}
+
+/// [`contrastive_loss`] of logits already divided by τ (a learned τ enters as a tensor).
+pub fn contrastive_loss_logits(logits: &Tensor, positive: &Tensor) -> Tensor {
+    let kind = logits.kind(); // computed in the logits' precision
     let pos = positive.to_kind(kind);
     let direction = |l: &Tensor, p: &Tensor| {
         let lsm = l.log_softmax(1, kind);
         let per_row = -(lsm * p).sum_dim_intlist(1, false, kind) / p.sum_dim_intlist(1, false, kind).clamp_min(1.0);
         per_row.mean(kind)
     };
-    (direction(&logits, &pos) + direction(&logits.tr(), &pos.tr())) / 2.0
+    (direction(logits, &pos) + direction(&logits.tr(), &pos.tr())) / 2.0
+}
+
+/// The label loss of one tower's classifier outputs `logits: [B, C]` against multi-hot
+/// `labels: [B, C]`. Single-label data: softmax cross-entropy, mean over rows,
+///   −(1/B) Σ_b Σ_c y_bc log softmax_c(z_b).
+/// Multi-label data: binary cross-entropy per class, mean over rows and classes,
+///   −(1/BC) Σ_b Σ_c [y_bc log σ(z_bc) + (1 − y_bc) log(1 − σ(z_bc))].
+pub fn label_loss(logits: &Tensor, labels: &Tensor, multi_label: bool) -> Tensor {
+    let kind = logits.kind();
+    let y = labels.to_kind(kind);
+    if multi_label {
+        logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, tch::Reduction::Mean)
+    } else {
+        -(logits.log_softmax(1, kind) * y).sum_dim_intlist(1, false, kind).mean(kind)
+    }
+}
+
+/// The modality-invariance term: mean over the batch of ‖t_b − i_b‖², between an item's
+/// text and image embedding (`t, i: [B, D]`, as the scorer compares them).
+pub fn invariance_loss(t: &Tensor, i: &Tensor) -> Tensor {
+    let kind = t.kind();
+    (t - i).square().sum_dim_intlist(1, false, kind).mean(kind)
 }
 
 /// Σ‖W‖² over the given weights (a scalar tensor).
