@@ -115,7 +115,8 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         dropout: 0.2,
     };
     let vs = VarStore::new(device);
-    let m = crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()), Default::default());
+    let m =
+        crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()), Default::default());
     let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
     let bow = Tensor::rand([b, v as i64], (Kind::Float, device)).lt(0.02).to_kind(Kind::Float);
     let img = Tensor::randn([b, 128], (Kind::Float, device));

@@ -256,3 +256,112 @@ fn learning_rate_schedules() {
     let c = |x: f64| 0.5 * (1.0 + (std::f64::consts::PI * x).cos());
     assert_close(&lrs(&t), &[1.0, c(0.25), 0.5, c(0.75)], 1e-12, "cosine");
 }
+
+/// The label loss against torch: softmax cross-entropy (single-label) and binary
+/// cross-entropy (multi-label, a row without labels included), value and gradient.
+#[test]
+fn label_loss_matches_torch_value_and_gradient() {
+    let f = fixture("label.json");
+    for (kind, multi) in [("single", false), ("multi", true)] {
+        let g = &f[kind];
+        let (n, c) = (g["n"].as_i64().unwrap(), g["c"].as_i64().unwrap());
+        let z = Tensor::from_slice(&floats(&g["logits"])).view([n, c]).set_requires_grad(true);
+        let y = Tensor::from_slice(&floats(&g["labels"])).view([n, c]);
+        let loss = tgcn::train::loss::label_loss(&z, &y, multi);
+        let want = g["loss"].as_f64().unwrap();
+        assert!((loss.double_value(&[]) - want).abs() < 1e-10, "{kind}: {} vs {want}", loss.double_value(&[]));
+        loss.backward();
+        let grad: Vec<f64> = Vec::try_from(z.grad().flatten(0, -1)).unwrap();
+        assert_close(&grad, &floats(&g["grad"]), 1e-10, &format!("{kind}: d loss / d logits"));
+    }
+    // By hand: two classes, logits (0, ln 3) and label 1: −log(3/4).
+    let z = Tensor::from_slice(&[0.0f64, 3f64.ln()]).view([1, 2]);
+    let y = Tensor::from_slice(&[0.0f64, 1.0]).view([1, 2]);
+    assert!((tgcn::train::loss::label_loss(&z, &y, false).double_value(&[]) + (0.75f64).ln()).abs() < 1e-12);
+    // BCE by hand: −(log σ(ln 3) + log(1 − σ(0))) / 2 = −(log 0.75 + log 0.5) / 2.
+    let hand = -((0.75f64).ln() + (0.5f64).ln()) / 2.0;
+    let z = Tensor::from_slice(&[3f64.ln(), 0.0]).view([1, 2]);
+    let y = Tensor::from_slice(&[1.0f64, 0.0]).view([1, 2]);
+    assert!((tgcn::train::loss::label_loss(&z, &y, true).double_value(&[]) - hand).abs() < 1e-12);
+}
+
+/// The invariance term against torch, value and both gradients; 0 for identical embeddings.
+#[test]
+fn invariance_loss_matches_torch_value_and_gradient() {
+    let f = &fixture("label.json")["invariance"];
+    let (n, d) = (f["n"].as_i64().unwrap(), f["d"].as_i64().unwrap());
+    let t = Tensor::from_slice(&floats(&f["t"])).view([n, d]).set_requires_grad(true);
+    let i = Tensor::from_slice(&floats(&f["i"])).view([n, d]).set_requires_grad(true);
+    let loss = tgcn::train::loss::invariance_loss(&t, &i);
+    assert!((loss.double_value(&[]) - f["loss"].as_f64().unwrap()).abs() < 1e-10);
+    loss.backward();
+    assert_close(&Vec::<f64>::try_from(t.grad().flatten(0, -1)).unwrap(), &floats(&f["grad_t"]), 1e-10, "d/dt");
+    assert_close(&Vec::<f64>::try_from(i.grad().flatten(0, -1)).unwrap(), &floats(&f["grad_i"]), 1e-10, "d/di");
+    let same = tgcn::train::loss::invariance_loss(&t.detach(), &t.detach());
+    assert_eq!(same.double_value(&[]), 0.0);
+}
+
+/// The text tower's input transforms by hand, the bag of words beside the graph features,
+/// and dropout only while training.
+#[test]
+fn tower_input_transforms_concat_and_dropout() {
+    let base = ["model.text.fc=[]", "model.embed_dim=8"];
+    let build = |extra: &[&str]| {
+        let cfg = synthetic_cfg(&[&base[..], extra].concat());
+        tgcn::train::seed_everything(cfg.seed);
+        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+        let (vs, m) = tgcn::train::build_model(&cfg, &data);
+        (cfg, data, vs, m)
+    };
+    let (_, data, _, m) = build(&["model.text.input=log1p", "model.text.input_l2=true"]);
+    let bow = data.train.bow.narrow(0, 0, 4);
+    let x = m.text.input_signal(&bow);
+    let counts: Vec<f64> = Vec::try_from(bow.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+    let v = data.vocab.len();
+    for (r, row) in counts.chunks(v).enumerate() {
+        let logs: Vec<f64> = row.iter().map(|c| (1.0 + c).ln()).collect();
+        let norm = logs.iter().map(|l| l * l).sum::<f64>().sqrt();
+        let want: Vec<f64> = logs.iter().map(|l| l / norm).collect();
+        let got: Vec<f64> = Vec::try_from(x.get(r as i64).to_kind(Kind::Double)).unwrap();
+        assert_close(&got, &want, 1e-6, "log1p + L2 row");
+    }
+    let (_, _, _, m) = build(&["model.text.input=binary"]);
+    let b = m.text.input_signal(&bow);
+    assert!(b.eq_tensor(&bow.gt(0.0).to_kind(Kind::Float)).all().int64_value(&[]) == 1);
+
+    // concat_bow: the first FC layer takes V·F + V inputs.
+    let (_, _, vs, m) = build(&["model.text.concat_bow=true", "model.text.cheb=[{k: 2, filters: 3}]"]);
+    assert_eq!(m.text.fc.out.ws.size(), vec![8, (v * 3 + v) as i64]);
+    assert_eq!(m.text.forward(&bow).size(), vec![4, 8]);
+    drop(vs);
+
+    // Dropout: evaluation is deterministic, training draws masks.
+    let (_, data, _, m) = build(&[
+        "model.text.input_dropout=0.5",
+        "model.text.fc=[16]",
+        "model.text.dropout=0.5",
+        "model.image.hidden=[16]",
+        "model.image.dropout=0.5",
+    ]);
+    let img = data.train.images.narrow(0, 0, 4);
+    tch::no_grad(|| {
+        assert!(m.text.forward(&bow).equal(&m.text.forward(&bow)));
+        assert!(!m.text.forward_t(&bow, true).equal(&m.text.forward_t(&bow, true)));
+        assert!(m.image.forward_t(&img, false).equal(&nn::Module::forward(&m.image, &img)));
+        assert!(!m.image.forward_t(&img, true).equal(&m.image.forward_t(&img, true)));
+    });
+}
+
+/// `data.image_transform: sqrt` is the Hellinger map before the z-score; negative features
+/// are refused naming the source.
+#[test]
+fn sqrt_image_transform_by_hand() {
+    let raw = Tensor::from_slice(&[0.0f32, 4.0, 1.0, 16.0, 4.0, 1.0]).view([3, 2]);
+    let n =
+        tgcn::pipeline::ImageNormalizer::fit(tgcn::config::ImageNorm::Zscore, tgcn::config::ImageTransform::Sqrt, &raw);
+    // √x columns: (0, 1, 2) and (2, 4, 1); means 1 and 7/3; population std √(2/3) and √(14/9).
+    let got: Vec<f64> = Vec::try_from(n.apply(&raw).to_kind(Kind::Double).flatten(0, -1)).unwrap();
+    let (s0, s1) = ((2.0f64 / 3.0).sqrt(), (14.0f64 / 9.0).sqrt());
+    let want = [-1.0 / s0, (2.0 - 7.0 / 3.0) / s1, 0.0, (4.0 - 7.0 / 3.0) / s1, 1.0 / s0, (1.0 - 7.0 / 3.0) / s1];
+    assert_close(&got, &want, 1e-5, "sqrt then z-score");
+}

@@ -200,7 +200,9 @@ fn multilabel_contrastive_trains_and_logs_its_term() {
     assert!(after > before + 0.1, "contrastive: trained {after:.4} vs untrained {before:.4}");
     let names: std::collections::BTreeSet<String> =
         read_csv_rows(&s.run.join("metrics.csv")).into_iter().map(|r| r[2].clone()).collect();
-    assert!(names.contains("train/loss_contrastive") && names.contains("train/loss_global"), "{names:?}");
+    assert!(names.contains("train/loss_contrastive"), "{names:?}");
+    assert!(!names.contains("train/loss_global"), "a term with weight 0 is not logged: {names:?}");
+    assert!(names.contains("train/gap"), "the score statistics are logged whatever the objective");
 
     let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
     layers.push(Layer::from_set("loss.contrastive=1").unwrap());
@@ -307,4 +309,81 @@ fn binary_runs_without_ld_library_path_and_links_torch_cuda() {
     let text = String::from_utf8_lossy(&ldd.stdout);
     assert!(text.contains("libtorch_cuda.so"), "libtorch_cuda is not NEEDED:\n{text}");
     assert!(!text.contains("not found"), "unresolved libraries:\n{text}");
+}
+
+/// Every objective at once on multi-label data (contrastive with a learned τ, the shared
+/// label classifier with BCE, invariance, L2) trains, logs each term and τ, and takes
+/// exactly `train.steps_per_epoch` steps per epoch; the label loss alone also trains with
+/// sampled pairs on single-label data.
+#[test]
+fn composed_objectives_train_with_step_budget() {
+    let root = temp_dir("e2e_objectives");
+    let cfg = small_cfg(&[
+        "data.synthetic.max_labels=3",
+        "train.pairs=in_batch",
+        "train.batch_size=64",
+        "train.epochs=3",
+        "train.steps_per_epoch=15",
+        "model.scorer=cosine",
+        "model.text.input=log1p",
+        "model.text.input_l2=true",
+        "model.text.fc=[64]",
+        "model.text.dropout=0.2",
+        "model.image.hidden=[64]",
+        "model.image.dropout=0.2",
+        "loss.global=0",
+        "loss.contrastive=1",
+        "loss.learn_temperature=true",
+        "loss.label=0.5",
+        "loss.invariance=0.1",
+        "loss.l2=1e-4",
+        "export.enabled=false",
+    ]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    assert!(after > before + 0.08, "trained {after:.4} vs untrained {before:.4}");
+    let rows = read_csv_rows(&s.run.join("metrics.csv"));
+    for term in ["contrastive", "label", "invariance", "l2"] {
+        let name = format!("train/loss_{term}");
+        let v: Vec<f64> = rows.iter().filter(|r| r[2] == name).map(|r| r[3].parse().unwrap()).collect();
+        assert_eq!(v.len(), 3, "{name} once per epoch");
+        assert!(v.iter().all(|x| x.is_finite() && *x > 0.0), "{name}: {v:?}");
+    }
+    // The logged total is the sum of the logged terms (per-epoch means of per-step sums).
+    let at = |name: &str, e: &str| rows.iter().find(|r| r[2] == name && r[1] == e).unwrap()[3].parse::<f64>().unwrap();
+    for e in ["1", "2", "3"] {
+        let sum: f64 =
+            ["contrastive", "label", "invariance", "l2"].iter().map(|t| at(&format!("train/loss_{t}"), e)).sum();
+        assert!((at("train/loss", e) - sum).abs() < 1e-4 * sum.abs().max(1.0), "epoch {e}: total vs terms");
+    }
+    let tau: Vec<f64> = rows.iter().filter(|r| r[2] == "train/temperature").map(|r| r[3].parse().unwrap()).collect();
+    assert_eq!(tau.len(), 3);
+    assert!(tau.iter().all(|t| (t - 0.1).abs() > 1e-6), "τ is learned: {tau:?}");
+    let steps: Vec<String> = rows.iter().filter(|r| r[2] == "train/lr").map(|r| r[0].clone()).collect();
+    assert_eq!(steps, ["15", "30", "45"], "15 steps per epoch (400 items / 64 would be 6)");
+
+    let cfg =
+        small_cfg(&["loss.global=0", "loss.label=1", "model.scorer=cosine", "train.epochs=3", "export.enabled=false"]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    assert!(after > before + 0.1, "label loss alone: trained {after:.4} vs untrained {before:.4}");
+
+    let refused = |sets: &[&str], part: &str| {
+        let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
+        layers.extend(sets.iter().map(|s| Layer::from_set(s).unwrap()));
+        let e = format!("{:#}", Config::from_layers(&layers).unwrap_err());
+        assert!(e.contains(part), "{sets:?}: {e}");
+    };
+    refused(&["loss.invariance=1"], "needs `train.pairs: in_batch`");
+    refused(&["train.steps_per_epoch=5"], "`train.steps_per_epoch` is for `train.pairs: in_batch`");
+    refused(&["loss.learn_temperature=true"], "needs `loss.contrastive` > 0");
+    refused(&["model.text.kind=mlp", "model.text.concat_bow=true"], "concat_bow");
+    refused(&["model.image.dropout=1"], "`model.image.dropout` must lie in [0, 1)");
+    refused(&["loss.global=0"], "nothing to train on");
+    // Synthetic image features are Gaussian: the Hellinger map refuses them, naming the row.
+    let e = format!(
+        "{:#}",
+        tgcn::pipeline::prepare(&small_cfg(&["data.image_transform=sqrt"]), tch::Device::Cpu, None).err().unwrap()
+    );
+    assert!(e.contains("non-negative") && e.contains("at row"), "{e}");
 }

@@ -758,3 +758,44 @@ fn nus_real_tag_and_concept_lists() {
     let cfg = NusWideConfig { root: root.clone(), ..Nus { dir: root, tags, concepts }.cfg() };
     assert_has(&err_text(nus_wide::load(&cfg, 1)), &["Imagelist.txt does not exist", "ImageList.zip"]);
 }
+
+/// The new objectives on the NUS-WIDE layout's multi-label data: in-batch contrastive,
+/// the shared classifier's binary cross-entropy and the invariance term train end to end.
+#[test]
+fn nus_fixture_trains_with_multilabel_objectives() {
+    let nus = Nus::write("nus_objectives");
+    let root = nus.dir.to_str().unwrap().to_string();
+    let mut layers = vec![tgcn::config::Layer::from_file(&project_root().join("configs/nus-wide.yaml")).unwrap()];
+    for s in [
+        format!("data.nus_wide.root={root}"),
+        "data.nus_wide.top_concepts=3".into(),
+        "data.nus_wide.val_fraction=0.25".into(),
+        "vectors.source=skipgram".into(),
+        "vectors.path=null".into(),
+        "vectors.skipgram={dim: 8, window: 2, negatives: 2, epochs: 2, lr: 0.025, min_count: 1, sample: 0, batch: 64}"
+            .into(),
+        "device=cpu".into(),
+        "graph.k=2".into(),
+        "model.embed_dim=16".into(),
+        "model.scorer=cosine".into(),
+        "train.pairs=in_batch".into(),
+        "train.batch_size=4".into(),
+        "train.epochs=2".into(),
+        "train.steps_per_epoch=3".into(),
+        "loss.global=0".into(),
+        "loss.contrastive=1".into(),
+        "loss.label=1".into(),
+        "loss.invariance=0.5".into(),
+        "export.enabled=false".into(),
+    ] {
+        layers.push(tgcn::config::Layer::from_set(&s).unwrap());
+    }
+    let cfg = tgcn::config::Config::from_layers(&layers).unwrap();
+    let runs = temp_dir("nus_objectives_runs");
+    let s = tgcn::train::train(&cfg, &runs, &Default::default()).unwrap().summary().unwrap();
+    assert!(s.test[0].map_all_mean().is_finite());
+    let metrics = std::fs::read_to_string(s.run.join("metrics.csv")).unwrap();
+    for term in ["contrastive", "label", "invariance"] {
+        assert!(metrics.contains(&format!("train/loss_{term}")), "train/loss_{term} logged");
+    }
+}

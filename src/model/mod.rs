@@ -205,7 +205,7 @@ impl TextTower {
         let x = if self.input_dropout > 0.0 { x.dropout(self.input_dropout, train) } else { x };
         let h = match self.graph_layers(&x) {
             Some(g) if self.concat_bow => Tensor::cat(&[g.flatten(1, 2), x], 1), // [B, V*F + V]
-            Some(g) => g.flatten(1, 2),                                           // [B, V, F] -> [B, V*F]
+            Some(g) => g.flatten(1, 2),                                          // [B, V, F] -> [B, V*F]
             None => x,
         };
         self.fc.forward_t(&h, train)

@@ -46,12 +46,20 @@ pub fn export_run(
 ) -> Result<PathBuf> {
     let cpu = Device::Cpu;
     let mut vs = VarStore::new(cpu);
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, data.laplacian.to_tensors(cpu), Default::default());
+    let m = model(
+        &vs.root(),
+        &cfg.model,
+        data.vocab.len(),
+        data.image_dim,
+        data.laplacian.to_tensors(cpu),
+        Default::default(),
+    );
     vs.copy(trained).context("cannot copy the trained weights for export")?;
     vs.freeze();
     let shift = data.image_norm.shift.to_device(cpu);
     let scale = data.image_norm.scale.to_device(cpu);
-    let norm = crate::pipeline::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
+    let norm =
+        crate::pipeline::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
 
     let dir = run.join("export.partial");
     if dir.exists() {

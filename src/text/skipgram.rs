@@ -226,7 +226,7 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64, devi
         let pairs = epoch_pairs(&corpus, &keep_prob, cfg.window, &mut rng);
         ensure!(
             !pairs.is_empty(),
-            "skip-gram: no (center, context) pairs in epoch {}: the texts need 2 or more words              after subsampling (`vectors.skipgram.sample` = {})",
+            "skip-gram: no (center, context) pairs in epoch {}: the texts need 2 or more words after subsampling (`vectors.skipgram.sample` = {})",
             epoch + 1,
             cfg.sample
         );

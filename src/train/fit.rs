@@ -487,10 +487,12 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
             let out = batch_forward(m, data, batch);
             let n_pairs = out.pairs;
             let (terms, g) = batch_loss(&cfg, m, data, &out)?;
-            let on: Vec<(usize, &Tensor)> = terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
+            let on: Vec<(usize, &Tensor)> =
+                terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
             let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;
             // One device-to-host read per step for the total and every term.
-            let scalars: Vec<Tensor> = std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
+            let scalars: Vec<Tensor> =
+                std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
             let values: Vec<f64> =
                 Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
             let value = values[0];

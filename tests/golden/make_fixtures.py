@@ -93,3 +93,30 @@ for g in grads:
     "p0": p0.ravel().tolist(), "grads": [g.ravel().tolist() for g in grads], "shape": [3, 2], "lr": 0.1,
     "weight_decay": 0.05, "p": p.detach().numpy().ravel().tolist()}, indent=1) + "\n")
 print(f"wrote {out}/adamw.json")
+
+# The label loss: softmax cross-entropy on single-label rows, binary cross-entropy (mean
+# over rows and classes) on multi-label rows; value and gradient with respect to the logits.
+label = {}
+for kind in ["single", "multi"]:
+    z = torch.tensor(rng.normal(size=(6, 4)), dtype=torch.float64, requires_grad=True)
+    if kind == "single":
+        y = torch.zeros(6, 4, dtype=torch.float64)
+        y[torch.arange(6), torch.tensor(rng.integers(0, 4, size=6))] = 1.0
+        loss = torch.nn.functional.cross_entropy(z, y.argmax(1))
+    else:
+        y = torch.tensor(rng.random(size=(6, 4)) < 0.4, dtype=torch.float64)
+        y[0] = 0.0  # a row without labels
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, y)
+    loss.backward()
+    label[kind] = {"logits": z.detach().numpy().ravel().tolist(), "labels": y.numpy().ravel().tolist(),
+                   "n": 6, "c": 4, "loss": loss.item(), "grad": z.grad.numpy().ravel().tolist()}
+# The invariance term: mean over rows of the squared distance between paired embeddings.
+t = torch.tensor(rng.normal(size=(5, 3)), dtype=torch.float64, requires_grad=True)
+i = torch.tensor(rng.normal(size=(5, 3)), dtype=torch.float64, requires_grad=True)
+inv = ((t - i) ** 2).sum(1).mean()
+inv.backward()
+label["invariance"] = {"t": t.detach().numpy().ravel().tolist(), "i": i.detach().numpy().ravel().tolist(),
+                       "n": 5, "d": 3, "loss": inv.item(), "grad_t": t.grad.numpy().ravel().tolist(),
+                       "grad_i": i.grad.numpy().ravel().tolist()}
+(out / "label.json").write_text(json.dumps(label, indent=1) + "\n")
+print(f"wrote {out}/label.json")
