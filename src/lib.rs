@@ -15,6 +15,7 @@
 //! eval      Model + Prepared ─► embeddings ─► ranking ─► map (MAP@k, MAP@all, curves)
 //! run       run folders, checkpoints, metrics (TensorBoard + CSV), export, report
 //! train     loss + pairs + optim ─► fit (the loop: validate, checkpoint, resume, test)
+//!           fit ─► sweep (a validation-only grid or random search over config values)
 //! retrieve  a trained run ─► search (one query), embed (.npy for FAISS), html (report.html)
 //! bench     speed tables over all of the above
 //! ```

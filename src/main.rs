@@ -32,6 +32,42 @@ enum Cmd {
         #[arg(long)]
         stop_after_epoch: Option<usize>,
     },
+    /// A hyper-parameter search that selects on validation only (no trial reads the test split).
+    ///
+    /// Every setting of the grid (or --random N of them) trains once per seed, in
+    /// OUT/runs/<dataset>/<name>-seed<S>/. OUT/trials.csv has one row per trial,
+    /// OUT/results.csv and OUT/results.md one per setting (mean ± std over seeds, best
+    /// first), OUT/best.yaml the best setting as a --config overlay. Rerunning the same
+    /// command skips finished trials, resumes interrupted ones and retries failed ones.
+    ///
+    /// Example: tgcn sweep --dataset synthetic --grid train.lr=1e-3,3e-3
+    /// --grid 'model.image.hidden=[],[512]' --seeds 1,2,3 --out runs/sweeps/lr
+    Sweep {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// KEY=V1,V2,... (repeatable, one per key): values are YAML like --set values,
+        /// separated by the commas outside brackets, braces and quotes, so a list keeps its
+        /// commas: --grid 'model.image.hidden=[],[512],[1024, 512]'.
+        #[arg(long = "grid", required = true, value_name = "KEY=V1,V2,...")]
+        grid: Vec<String>,
+        /// Draw N distinct settings of the grid (seeded by --sweep-seed) instead of all.
+        #[arg(long, value_name = "N")]
+        random: Option<usize>,
+        #[arg(long, default_value_t = 0)]
+        sweep_seed: u64,
+        /// Seeds each setting trains with, e.g. 1,2,3.
+        #[arg(long, required = true)]
+        seeds: String,
+        /// The sweep folder (created; rerun with the same folder to continue).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the best setting's overlay here.
+        #[arg(long)]
+        best_out: Option<PathBuf>,
+        /// Test hook: pause trial T after its epoch E and stop, as if killed.
+        #[arg(long, hide = true, value_name = "T:E")]
+        stop_after: Option<String>,
+    },
     /// Re-evaluate a finished run from its best checkpoint.
     Eval {
         #[arg(long)]
@@ -211,11 +247,17 @@ struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    fn resolve(&self) -> Result<Config> {
+    /// The dataset config and each `--config`, without the `--set`s.
+    fn file_layers(&self) -> Result<Vec<Layer>> {
         let mut layers = vec![Layer::from_file(&dataset_config_path(&self.configs, &self.dataset)?)?];
         for p in &self.extra {
             layers.push(Layer::from_file(p)?);
         }
+        Ok(layers)
+    }
+
+    fn resolve(&self) -> Result<Config> {
+        let mut layers = self.file_layers()?;
         for s in &self.sets {
             layers.push(Layer::from_set(s)?);
         }
@@ -226,7 +268,7 @@ impl ConfigArgs {
 fn run() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Train { config, runs, dry_run, resume, stop_after_epoch } => {
-            let opts = tgcn::train::TrainOptions { stop_after_epoch };
+            let opts = tgcn::train::TrainOptions { stop_after_epoch, ..Default::default() };
             if let Some(run) = resume {
                 tgcn::train::resume(&run, &opts)?;
                 return Ok(());
@@ -237,6 +279,50 @@ fn run() -> Result<()> {
                 return Ok(());
             }
             tgcn::train::train(&cfg, &runs, &opts)?;
+        }
+        Cmd::Sweep { config, grid, random, sweep_seed, seeds, out, best_out, stop_after } => {
+            use tgcn::train::sweep;
+            let stop_after = match stop_after {
+                None => None,
+                Some(s) => {
+                    let parsed = s.split_once(':').and_then(|(t, e)| Some((t.parse().ok()?, e.parse().ok()?)));
+                    Some(parsed.ok_or_else(|| anyhow::anyhow!("--stop-after {s:?}: expected TRIAL:EPOCH"))?)
+                }
+            };
+            let spec = sweep::SweepSpec {
+                base: config.file_layers()?,
+                sets: config.sets.clone(),
+                grid: grid.iter().map(|g| sweep::parse_grid(g)).collect::<Result<_>>()?,
+                random,
+                sweep_seed,
+                seeds: sweep::parse_seeds(&seeds)?,
+                out: out.clone(),
+                best_out,
+                command: std::iter::once("tgcn".to_string())
+                    .chain(std::env::args().skip(1).map(|a| shell_quote(&a)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                stop_after,
+            };
+            let o = sweep::run(&spec)?;
+            let failed = o.rows.iter().filter(|r| r.status == sweep::Status::Failed).count();
+            if !o.stopped {
+                if let Some((best, (score, _))) = o.results.first().and_then(|r| Some((r, r.val_mean?))) {
+                    println!(
+                        "best: {} ({}), val mean MAP@all {score:.4}{}; overlay {}",
+                        o.plan.settings[best.setting].name,
+                        o.plan.label(best.setting),
+                        if failed > 0 { format!("; {failed} trial(s) failed") } else { String::new() },
+                        out.join("best.yaml").display()
+                    );
+                }
+                println!(
+                    "wrote {}, {} and {}",
+                    out.join("trials.csv").display(),
+                    out.join("results.csv").display(),
+                    out.join("results.md").display()
+                );
+            }
         }
         Cmd::Data { config, source } => {
             let mut cfg = config.resolve()?;
@@ -354,6 +440,15 @@ fn run() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `a` as one shell word: as is when plain, else in single quotes.
+fn shell_quote(a: &str) -> String {
+    if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
 }
 
 /// The error chain on one line, without libtorch's C++ backtrace (`Exception raised

@@ -119,9 +119,29 @@ pub struct Prepared {
     pub train: SplitTensors,
     pub val: SplitTensors,
     pub test: SplitTensors,
+    /// Set by [`Prepared::withhold_test`]: `test` is then empty.
+    pub test_withheld: bool,
 }
 
 impl Prepared {
+    /// Drops the test split (validation-only training, `tgcn sweep`): its tensors become
+    /// undefined and its ids, labels and texts empty, so nothing after this point can rank,
+    /// score or count test items; `eval::evaluate_test` refuses a withheld split.
+    pub fn withhold_test(&mut self) {
+        self.test = SplitTensors {
+            bow: Tensor::new(),
+            images: Tensor::new(),
+            images_raw: Tensor::new(),
+            labels: Tensor::new(),
+            label_lists: Vec::new(),
+            ids: Vec::new(),
+            snippets: Vec::new(),
+            oov_tokens: 0,
+            tokens: 0,
+        };
+        self.test_withheld = true;
+    }
+
     pub fn split(&self, s: Split) -> &SplitTensors {
         match s {
             Split::Train => &self.train,
@@ -139,6 +159,10 @@ impl Prepared {
             if self.multi_label { "multi" } else { "single" }
         );
         for sp in [Split::Train, Split::Val, Split::Test] {
+            if sp == Split::Test && self.test_withheld {
+                s += "  test  withheld (validation only)\n";
+                continue;
+            }
             let t = self.split(sp);
             let counts: Vec<i64> =
                 Vec::try_from(t.labels.sum_dim_intlist(0, false, Kind::Float).to_kind(Kind::Int64)).unwrap_or_default();
@@ -821,5 +845,6 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
         train,
         val,
         test,
+        test_withheld: false,
     })
 }

@@ -15,5 +15,6 @@ mod map_tests;
 mod pascal_nus_tests;
 mod retrieve_tests;
 mod robustness_tests;
+mod sweep_tests;
 mod text_graph_tests;
 mod wordvec_tests;

@@ -51,7 +51,7 @@ fn synthetic_end_to_end() {
     let run = s.run.clone();
 
     // Training beats the untrained model by a clear margin.
-    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.15, "trained {after:.4} vs untrained {before:.4}");
     assert_eq!(s.test.len(), 2, "both protocols reported");
 
@@ -196,7 +196,7 @@ fn multilabel_contrastive_trains_and_logs_its_term() {
         "export.enabled=false",
     ]);
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.1, "contrastive: trained {after:.4} vs untrained {before:.4}");
     let names: std::collections::BTreeSet<String> =
         read_csv_rows(&s.run.join("metrics.csv")).into_iter().map(|r| r[2].clone()).collect();
@@ -240,7 +240,7 @@ fn multilabel_in_batch_cosine_trains() {
     ]);
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
     assert!(s.dataset.contains("multi-label"));
-    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.1, "multi-label: trained {after:.4} vs untrained {before:.4}");
 }
 

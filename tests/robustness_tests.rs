@@ -234,7 +234,7 @@ fn stop_after_epoch_outside_the_run_is_refused() {
     let cfg = cfg_with("configs/synthetic.yaml", &["device=cpu", "train.epochs=3"]).unwrap();
     let root = temp_dir("robust_stop");
     for e in [0, 4] {
-        let opts = tgcn::train::TrainOptions { stop_after_epoch: Some(e) };
+        let opts = tgcn::train::TrainOptions { stop_after_epoch: Some(e), ..Default::default() };
         let msg = err(tgcn::train::train(&cfg, &root, &opts).map(|_| ()));
         assert!(msg.contains(&format!("--stop-after-epoch {e} is outside 1..=3")), "{msg}");
     }
@@ -259,7 +259,7 @@ fn resumed_summary_counts_every_session() {
     )
     .unwrap();
     let root = temp_dir("robust_resume_summary");
-    let opts = tgcn::train::TrainOptions { stop_after_epoch: Some(1) };
+    let opts = tgcn::train::TrainOptions { stop_after_epoch: Some(1), ..Default::default() };
     let run = match tgcn::train::train(&cfg, &root, &opts).unwrap() {
         tgcn::train::Outcome::Paused { run, .. } => run,
         o => panic!("expected a pause, got {o:?}"),

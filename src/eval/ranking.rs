@@ -121,6 +121,7 @@ pub fn evaluate_test(
     protocol: Protocol,
     batch: usize,
 ) -> Result<Retrieval> {
+    anyhow::ensure!(!data.test_withheld, "the test split is withheld: this is a validation-only run");
     let q = embed(model, &data.test, batch);
     let db = match protocol {
         Protocol::TestVsTest => None,

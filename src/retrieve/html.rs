@@ -350,6 +350,13 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     .with_context(|| format!("{} is not valid JSON", summary_path.display()))?;
     let test: Vec<Retrieval> = serde_json::from_value(summary["test"].clone())
         .with_context(|| format!("{}: `test` is not a list of retrieval results", summary_path.display()))?;
+    // Its examples would rank test items: a validation-only run must not be shown them.
+    anyhow::ensure!(
+        summary["validation_only"] != true,
+        "{} is a validation-only run (a sweep trial): it has no test numbers and its report would show test \
+         items; train the chosen setting with `tgcn train` for a report",
+        run.path.display()
+    );
     let untrained: Option<Retrieval> = serde_json::from_value(summary["untrained_test"].clone()).ok();
     let cfg = &t.cfg;
 

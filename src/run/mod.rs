@@ -44,6 +44,19 @@ impl RunDir {
         bail!("cannot find a free run folder name under {}", parent.display())
     }
 
+    /// A new folder at exactly `path` (a sweep's trial, found again by a rerun); it must not
+    /// exist. `curves/` is made when curves are written (a validation-only run has none).
+    pub fn create_at(path: &Path) -> Result<RunDir> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::create_dir(path).with_context(|| format!("cannot create run folder {}", path.display()))?;
+        for sub in ["checkpoints", "tb"] {
+            std::fs::create_dir(path.join(sub)).with_context(|| format!("cannot create {}/{sub}", path.display()))?;
+        }
+        Ok(RunDir { path: path.to_path_buf() })
+    }
+
     pub fn open(path: &Path) -> Result<RunDir> {
         ensure!(path.join("config.yaml").is_file(), "{} is not a run folder: it has no config.yaml", path.display());
         Ok(RunDir { path: path.to_path_buf() })
@@ -65,9 +78,19 @@ impl RunDir {
         dir.is_dir().then_some(dir)
     }
 
-    /// Records what the run was trained on (`data.json`).
-    pub fn write_fingerprint(&self, data: &crate::pipeline::Prepared) -> Result<()> {
-        crate::files::write_json(&self.join("data.json"), &data.fingerprint())
+    /// Whether the run was trained with the test split withheld (`validation_only` in its
+    /// `env.json`; false for runs made before the record).
+    pub fn validation_only(&self) -> bool {
+        std::fs::read_to_string(self.join("env.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|env| env["validation_only"].as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Records what the run was trained on (`data.json`), from [`crate::pipeline::Prepared::fingerprint`].
+    pub fn write_fingerprint(&self, fingerprint: &crate::pipeline::DataFingerprint) -> Result<()> {
+        crate::files::write_json(&self.join("data.json"), fingerprint)
     }
 
     /// Refuses data that differs from what the run was trained on, naming what changed;

@@ -3,7 +3,8 @@
 //! the seed (a hash of the config with the seed removed, shown beside the run name), so
 //! runs that differ in anything else are never averaged. A seed counted twice in a row is
 //! flagged. This is how the README's result tables are made: train each variant with
-//! several `--set seed=N`, then report.
+//! several `--set seed=N`, then report. A validation-only run (a `tgcn sweep` trial) has
+//! no test numbers: it is named in a note below the table instead of a row.
 
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -15,6 +16,8 @@ struct Saved {
     train_seconds: f64,
     synthetic: bool,
     dataset: String,
+    #[serde(default)]
+    validation_only: bool,
 }
 
 /// (dataset, run name, config hash without the seed, protocol) -> per-run (seed, six
@@ -37,6 +40,7 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
     anyhow::ensure!(!runs.is_empty(), "no run folders given (e.g. tgcn report runs/eng-wiki/*)");
     let mut groups: Groups = BTreeMap::new();
     let mut synthetic = false;
+    let mut no_test = Vec::new();
     for r in runs {
         // Anything that is not a run folder (a glob typo, a file) is an error, not a skip.
         let run = crate::run::RunDir::open(r)?;
@@ -48,6 +52,11 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         let s: Saved =
             serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
                 .with_context(|| format!("{} is not a run summary", p.display()))?;
+        if s.test.is_empty() {
+            let why = if s.validation_only { "a validation-only run (tgcn sweep)" } else { "no test results" };
+            no_test.push(format!("{} ({why})", r.display()));
+            continue;
+        }
         let cfg = run.config()?;
         let variant = crate::config::Config { seed: 0, ..cfg.clone() }.hash()?;
         synthetic |= s.synthetic;
@@ -56,6 +65,10 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
             let key = (s.dataset.clone(), cfg.name.clone(), variant[..8].to_string(), t.protocol.clone());
             groups.entry(key).or_default().push((cfg.seed, m, t.i2t.k, s.train_seconds));
         }
+    }
+    let notes: String = no_test.iter().map(|r| format!("no test numbers: {r}\n")).collect();
+    if groups.is_empty() && !notes.is_empty() {
+        return Ok(format!("No test numbers to report: no run given was evaluated on the test split.\n{notes}"));
     }
     let k = runs_k(&groups);
     let mut out = String::new();
@@ -95,6 +108,9 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
     }
     for w in warnings {
         out += &format!("\n{w}");
+    }
+    if !notes.is_empty() {
+        out += &format!("\n{notes}");
     }
     if !out.ends_with('\n') {
         out.push('\n');

@@ -65,10 +65,15 @@ pub struct Summary {
     pub epochs_run: usize,
     pub train_seconds: f64,
     pub pairs_per_s: f64,
-    /// Test retrieval of the model before any training step (default protocol).
-    pub untrained_test: Retrieval,
-    /// Test retrieval of the best checkpoint, both protocols (default first).
+    /// Test retrieval of the model before any training step (default protocol); None in a
+    /// validation-only run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrained_test: Option<Retrieval>,
+    /// Test retrieval of the best checkpoint, both protocols (default first); empty in a
+    /// validation-only run.
     pub test: Vec<Retrieval>,
+    /// Trained and selected on validation with the test split withheld (`tgcn sweep`).
+    pub validation_only: bool,
 }
 
 struct EpochStats {
@@ -273,6 +278,14 @@ fn log_retrieval(log: &mut MetricsLog, prefix: &str, r: &Retrieval, step: usize,
 pub struct TrainOptions {
     /// Stop cleanly after this epoch (resume later with `tgcn train --resume RUN`).
     pub stop_after_epoch: Option<usize>,
+    /// Train and select on validation only: the test split is withheld from the prepared
+    /// data ([`Prepared::withhold_test`]) before the model is built, and no untrained or
+    /// final test evaluation, test curves or export is made. The run records it in
+    /// `env.json`, so that a resume stays validation-only.
+    pub validation_only: bool,
+    /// Train in this new folder instead of `<runs>/<dataset>/<timestamp>-<name>`
+    /// ([`RunDir::create_at`]); the data cache is still `<runs>/cache`.
+    pub run_dir: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -330,30 +343,40 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     check_stop_after(opts, cfg.train.epochs, 0)?;
     let cache = runs_root.join("cache");
     std::fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
-    let data = prepare(cfg, device, Some(&cache))?;
+    let mut data = prepare(cfg, device, Some(&cache))?;
+    // Taken of every split before the test split is withheld: a digest, read back only by
+    // the checks of a resume or a later `tgcn eval`, which see the full data.
+    let fingerprint = data.fingerprint();
+    if opts.validation_only {
+        data.withhold_test();
+    }
     eprintln!("{}{}", data.summary(), synthetic_note(cfg));
 
-    let run = RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?;
+    let run = match &opts.run_dir {
+        Some(dir) => RunDir::create_at(dir)?,
+        None => RunDir::create(runs_root, cfg.data.dataset.name(), &cfg.name)?,
+    };
     let lock = run.lock()?;
     eprintln!("run folder {}  device {device:?}  threads {}", run.path.display(), tch::get_num_threads());
     write_atomic(&run.join("config.yaml"), cfg.to_yaml()?.as_bytes())?;
-    write_json(&run.join("env.json"), &env_record(cfg, device, &cache))?;
-    run.write_fingerprint(&data)?;
+    let mut env = env_record(cfg, device, &cache);
+    env["validation_only"] = opts.validation_only.into();
+    write_json(&run.join("env.json"), &env)?;
+    run.write_fingerprint(&fingerprint)?;
 
     let (vs, m) = build_model(cfg, &data);
     let mut opt = Adam::new(&vs);
     opt.weight_decay = cfg.train.weight_decay;
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
-    let untrained = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
-    write_json(&run.join("untrained.json"), &untrained)?;
+    let mut test0 = "test withheld (validation only)".to_string();
+    if !opts.validation_only {
+        let untrained = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
+        write_json(&run.join("untrained.json"), &untrained)?;
+        test0 = format!("test mean MAP@all {:.4} ({})", untrained.map_all_mean(), untrained.protocol);
+    }
     let val0 = eval::evaluate_val(&m, &data, &cfg.eval, EVAL_BATCH)?;
     log_retrieval(&mut log, "val", &val0, 0, 0)?;
-    eprintln!(
-        "untrained: val mean MAP@all {:.4}, test mean MAP@all {:.4} ({})",
-        val0.map_all_mean(),
-        untrained.map_all_mean(),
-        untrained.protocol
-    );
+    eprintln!("untrained: val mean MAP@all {:.4}, {test0}", val0.map_all_mean());
     let hash = cfg.hash()?;
     let s = Session {
         cfg: cfg.clone(),
@@ -378,10 +401,14 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let run = RunDir::open(run_dir)?;
     let lock = run.lock()?;
     let cfg = run.config()?;
+    let opts = &TrainOptions { validation_only: opts.validation_only || run.validation_only(), ..opts.clone() };
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let data = prepare(&cfg, device, run.cache_dir().as_deref())?;
+    let mut data = prepare(&cfg, device, run.cache_dir().as_deref())?;
     run.check_fingerprint(&data)?;
+    if opts.validation_only {
+        data.withhold_test();
+    }
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = Adam::new(&vs);
     opt.weight_decay = cfg.train.weight_decay;
@@ -619,14 +646,18 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     let (best_epoch, best_val) = s.best.context("no validation ran")?;
     load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
 
-    let test = test_report(&cfg, &s.m, &s.data, &s.run)?;
+    let test = if opts.validation_only { Vec::new() } else { test_report(&cfg, &s.m, &s.data, &s.run)? };
     for r in &test {
         log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, s.epoch)?;
     }
     s.log.flush()?;
-    let untrained: Retrieval = serde_json::from_str(
-        &std::fs::read_to_string(s.run.join("untrained.json")).context("cannot read untrained.json")?,
-    )?;
+    let untrained: Option<Retrieval> = if opts.validation_only {
+        None
+    } else {
+        Some(serde_json::from_str(
+            &std::fs::read_to_string(s.run.join("untrained.json")).context("cannot read untrained.json")?,
+        )?)
+    };
     let synthetic = cfg.data.dataset == crate::config::DatasetKind::Synthetic;
     let summary = Summary {
         dataset: s.data.dataset_name.clone(),
@@ -640,8 +671,17 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         pairs_per_s: total_pairs as f64 / total_secs.max(1e-9),
         untrained_test: untrained,
         test,
+        validation_only: opts.validation_only,
     };
     write_json(&s.run.join("summary.json"), &summary)?;
+    if opts.validation_only {
+        println!(
+            "validation only (test withheld): best epoch {best_epoch}, val mean MAP@all {best_val:.4}; {:.1}s training\nrun folder: {}",
+            summary.train_seconds,
+            summary.run.display()
+        );
+        return Ok(Outcome::Finished(Box::new(summary)));
+    }
     if cfg.export.enabled {
         export::export_run(&cfg, &s.data, &s.vs, &s.run, &summary.test)?;
     }
@@ -677,6 +717,8 @@ fn write_curves_or_warn(run: &RunDir, test: &[Retrieval]) {
 }
 
 fn write_curves(run: &RunDir, r: &Retrieval) -> Result<()> {
+    let dir = run.join("curves");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut s = String::from("k,precision_i2t,precision_t2i\n");
     for ((k, a), (_, b)) in r.i2t.precision_scope.iter().zip(&r.t2i.precision_scope) {
         s += &format!("{k},{a},{b}\n");
@@ -719,10 +761,11 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
         );
     }
     if let Some(s) = s {
+        let untrained = s.untrained_test.as_ref().map_or("untrained: not tested".to_string(), |u| {
+            format!("untrained {} mean MAP@all {:.4}", u.protocol, u.map_all_mean())
+        });
         out += &format!(
-            "untrained {} mean MAP@all {:.4}; best epoch {} (val mean MAP@all {:.4}); {:.1}s training, {:.0} pairs/s\nrun folder: {}",
-            s.untrained_test.protocol,
-            s.untrained_test.map_all_mean(),
+            "{untrained}; best epoch {} (val mean MAP@all {:.4}); {:.1}s training, {:.0} pairs/s\nrun folder: {}",
             s.best_epoch,
             s.best_val_map_mean,
             s.train_seconds,
