@@ -113,6 +113,7 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         embed_dim: 1024,
         scorer: ScorerKind::Product,
         dropout: 0.2,
+        init: Default::default(),
     };
     let vs = VarStore::new(device);
     let m =

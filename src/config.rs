@@ -140,8 +140,12 @@ pub struct LossConfig {
     pub lambda: f64,
     /// m, the wanted gap between mean positive and mean negative score.
     pub margin: f64,
-    /// L2 coefficient on the fully connected weights (sum of squares).
+    /// L2 coefficient on the fully connected weights (sum of squares). TF's
+    /// `c · l2_loss(p)` is `c · Σ p² / 2`: the same term with `l2` = c / 2.
     pub l2: f64,
+    /// Put the FC biases in the L2 term too (as the authors' TF code does).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub l2_biases: bool,
     /// Weight of the global loss (the authors' objective) in the total.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub global: f64,

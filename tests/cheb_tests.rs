@@ -161,7 +161,7 @@ fn gradients_reach_every_parameter() {
         let s = m.scorer.pairs(&t, &i, true);
         let (pos, neg) = (s.narrow(0, 0, 8), s.narrow(0, 8, 8));
         let l = tgcn::train::loss::global_loss(&pos, &neg, 0.35, 0.8).loss
-            + tgcn::train::loss::l2_penalty(&m.l2_weights()) * 1e-3;
+            + tgcn::train::loss::l2_penalty(&m.l2_weights(true)) * 1e-3;
         l.backward();
         for (name, v) in vs.variables() {
             let g = v.grad();
@@ -364,4 +364,30 @@ fn sqrt_image_transform_by_hand() {
     let (s0, s1) = ((2.0f64 / 3.0).sqrt(), (14.0f64 / 9.0).sqrt());
     let want = [-1.0 / s0, (2.0 - 7.0 / 3.0) / s1, 0.0, (4.0 - 7.0 / 3.0) / s1, 1.0 / s0, (1.0 - 7.0 / 3.0) / s1];
     assert_close(&got, &want, 1e-5, "sqrt then z-score");
+}
+
+/// `model.init: glorot` draws FC weights from U(±√(6/(fan_in + fan_out))) with zero biases
+/// (the authors' Keras default); `loss.l2_biases` adds the FC biases to the L2 term.
+#[test]
+fn glorot_init_and_l2_over_biases() {
+    let cfg = synthetic_cfg(&["model.init=glorot", "model.image.hidden=[64]", "model.embed_dim=32"]);
+    tgcn::train::seed_everything(cfg.seed);
+    let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+    let (_, m) = tgcn::train::build_model(&cfg, &data);
+    let layers = m.image.hidden.iter().chain([&m.image.out, &m.text.fc.out]);
+    for l in layers {
+        let (out, inp) = (l.ws.size()[0] as f64, l.ws.size()[1] as f64);
+        let bound = (6.0 / (inp + out)).sqrt();
+        let w = l.ws.detach().to_kind(Kind::Double);
+        assert!(w.abs().max().double_value(&[]) <= bound, "|w| within the Glorot bound");
+        // U(±b) has standard deviation b/√3.
+        let sd = w.std(false).double_value(&[]);
+        assert!((sd / (bound / 3f64.sqrt()) - 1.0).abs() < 0.05, "sd {sd} vs {}", bound / 3f64.sqrt());
+        assert_eq!(l.bs.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0, "zero biases");
+    }
+    let (w, wb) = (m.l2_weights(false), m.l2_weights(true));
+    assert_eq!(wb.len(), 2 * w.len(), "one bias per FC weight");
+    let sq = |ts: &[&Tensor]| ts.iter().map(|t| t.square().sum(Kind::Double).double_value(&[])).sum::<f64>();
+    let p = tgcn::train::loss::l2_penalty(&wb).double_value(&[]);
+    assert!((p - sq(&wb)).abs() < 1e-3 * p, "Σ p² over weights and biases");
 }

@@ -340,7 +340,7 @@ fn composed_objectives_train_with_step_budget() {
         "export.enabled=false",
     ]);
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.08, "trained {after:.4} vs untrained {before:.4}");
     let rows = read_csv_rows(&s.run.join("metrics.csv"));
     for term in ["contrastive", "label", "invariance", "l2"] {
@@ -365,7 +365,7 @@ fn composed_objectives_train_with_step_budget() {
     let cfg =
         small_cfg(&["loss.global=0", "loss.label=1", "model.scorer=cosine", "train.epochs=3", "export.enabled=false"]);
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.map_all_mean(), s.test[0].map_all_mean());
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
     assert!(after > before + 0.1, "label loss alone: trained {after:.4} vs untrained {before:.4}");
 
     let refused = |sets: &[&str], part: &str| {

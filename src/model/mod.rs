@@ -34,6 +34,41 @@ pub struct ModelConfig {
     pub scorer: ScorerKind,
     /// Dropout on t ⊙ i in the product scorer.
     pub dropout: f64,
+    /// Initialisation of the fully connected layers: `default` (tch's Kaiming-uniform
+    /// weights, uniform ±1/√fan_in biases) or `glorot` (Glorot-uniform weights, zero biases,
+    /// as the authors' Keras code). The Chebyshev layers keep their own.
+    #[serde(default, skip_serializing_if = "FcInit::is_default")]
+    pub init: FcInit,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FcInit {
+    #[default]
+    Default,
+    Glorot,
+}
+
+impl FcInit {
+    fn is_default(&self) -> bool {
+        *self == FcInit::Default
+    }
+
+    /// A linear layer `f_in -> f_out` under `p` with this initialisation.
+    fn linear(self, p: nn::Path, f_in: usize, f_out: usize) -> nn::Linear {
+        let c = match self {
+            FcInit::Default => Default::default(),
+            FcInit::Glorot => {
+                let bound = (6.0 / (f_in + f_out) as f64).sqrt();
+                nn::LinearConfig {
+                    ws_init: nn::Init::Uniform { lo: -bound, up: bound },
+                    bs_init: Some(nn::Init::Const(0.0)),
+                    bias: true,
+                }
+            }
+        };
+        nn::linear(p, f_in as i64, f_out as i64, c)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -138,15 +173,11 @@ pub struct Mlp {
     pub dropout: f64,
 }
 
-pub fn mlp(p: nn::Path, f_in: usize, hidden: &[usize], f_out: usize, dropout: f64) -> Mlp {
+pub fn mlp(p: nn::Path, f_in: usize, hidden: &[usize], f_out: usize, dropout: f64, init: FcInit) -> Mlp {
     let mut dims = vec![f_in];
     dims.extend_from_slice(hidden);
-    let hidden = dims
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| nn::linear(&p / "fc" / i, w[0] as i64, w[1] as i64, Default::default()))
-        .collect();
-    let out = nn::linear(&p / "out", *dims.last().unwrap() as i64, f_out as i64, Default::default());
+    let hidden = dims.windows(2).enumerate().map(|(i, w)| init.linear(&p / "fc" / i, w[0], w[1])).collect();
+    let out = init.linear(&p / "out", *dims.last().unwrap(), f_out);
     Mlp { hidden, out, dropout }
 }
 
@@ -173,6 +204,10 @@ impl Mlp {
 
     pub fn weights(&self) -> Vec<&Tensor> {
         self.hidden.iter().chain(std::iter::once(&self.out)).map(|l| &l.ws).collect()
+    }
+
+    pub fn biases(&self) -> Vec<&Tensor> {
+        self.hidden.iter().chain(std::iter::once(&self.out)).filter_map(|l| l.bs.as_ref()).collect()
     }
 }
 
@@ -347,7 +382,7 @@ pub fn model(
         cheb,
         activation: tc.activation,
         last_activation: tc.last_activation,
-        fc: mlp(&tp / "mlp", flat, &tc.fc, cfg.embed_dim, tc.dropout),
+        fc: mlp(&tp / "mlp", flat, &tc.fc, cfg.embed_dim, tc.dropout, cfg.init),
         input: tc.input,
         input_l2: tc.input_l2,
         input_dropout: tc.input_dropout,
@@ -356,22 +391,26 @@ pub fn model(
         lap_indices: lap.0,
         lap_values: lap.1,
     };
-    let image = mlp(p / "image", image_dim, &cfg.image.hidden, cfg.embed_dim, cfg.image.dropout);
+    let image = mlp(p / "image", image_dim, &cfg.image.hidden, cfg.embed_dim, cfg.image.dropout, cfg.init);
     let fc = match cfg.scorer {
-        ScorerKind::Product => Some(nn::linear(p / "scorer", cfg.embed_dim as i64, 1, Default::default())),
+        ScorerKind::Product => Some(cfg.init.linear(p / "scorer", cfg.embed_dim, 1)),
         ScorerKind::Cosine => None,
     };
-    let classifier =
-        heads.classes.map(|c| nn::linear(p / "classifier", cfg.embed_dim as i64, c as i64, Default::default()));
+    let classifier = heads.classes.map(|c| cfg.init.linear(p / "classifier", cfg.embed_dim, c));
     let log_temperature = heads.temperature.map(|t| (p / "loss").var("log_temperature", &[], nn::Init::Const(t.ln())));
     Model { text, image, scorer: Scorer { kind: cfg.scorer, fc, dropout: cfg.dropout }, classifier, log_temperature }
 }
 
 impl Model {
-    /// The fully connected weights that the L2 term penalises (both towers' FC layers).
-    pub fn l2_weights(&self) -> Vec<&Tensor> {
+    /// The parameters that the L2 term penalises: both towers' FC weights, and with
+    /// `biases` their biases too (as TF's `l2_loss` over all FC parameters).
+    pub fn l2_weights(&self, biases: bool) -> Vec<&Tensor> {
         let mut w = self.text.fc.weights();
         w.extend(self.image.weights());
+        if biases {
+            w.extend(self.text.fc.biases());
+            w.extend(self.image.biases());
+        }
         w
     }
 }

@@ -246,7 +246,7 @@ fn batch_loss(cfg: &Config, m: &Model, data: &Prepared, b: &BatchOut) -> Result<
     } else {
         None
     };
-    let l2 = (l.l2 > 0.0).then(|| l2_penalty(&m.l2_weights()) * l.l2);
+    let l2 = (l.l2 > 0.0).then(|| l2_penalty(&m.l2_weights(l.l2_biases)) * l.l2);
     Ok((vec![global, contrastive, label, invariance, l2], stats))
 }
 
