@@ -71,24 +71,23 @@ fn pascal_from_raw_images_through_the_featurizer() {
 #[test]
 #[ignore = "slow real training: make test-engwiki"]
 fn eng_wiki_short_training_beats_random() {
-    if shared_data("eng-wiki").is_none() || !project_root().join("models/glove.6B.50d.bin").exists() {
-        eprintln!("SKIP: needs ../shared/data/eng-wiki and models/glove.6B.50d.bin (make glove)");
+    if shared_data("eng-wiki").is_none() {
+        eprintln!("SKIP: needs ../shared/data/eng-wiki");
         return;
     }
     let root = temp_dir("datasets_engwiki_train");
-    let cfg = dataset_cfg(
-        "eng-wiki",
-        &[
-            "device=cpu",
-            "vectors.source=glove6b50",
-            "graph.missing_vectors=isolate",
-            "train.epochs=3",
-            "train.pairs_per_epoch=5000",
-            "export.enabled=false",
-        ],
-    );
+    // The configuration chosen on validation (configs/eng-wiki-best.yaml), shortened to 8
+    // epochs: in the sweep its validation mean MAP@all was 0.24–0.30 from epoch 2 on (0.25 and 0.30 at epoch 8, seeds 1 and 2).
+    let mut layers = vec![
+        Layer::from_file(&project_root().join("configs/eng-wiki.yaml")).unwrap(),
+        Layer::from_file(&project_root().join("configs/eng-wiki-best.yaml")).unwrap(),
+    ];
+    for s in ["device=cpu", "train.epochs=8", "export.enabled=false"] {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    let cfg = Config::from_layers(&layers).unwrap();
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
     // Random ranking scores about 0.12 MAP@all here (REFERENCE-NOTES).
     let got = s.test[0].map_all_mean();
-    assert!(got > 0.14, "Eng-Wiki test mean MAP@all {got:.4} is near chance (0.12)");
+    assert!(got > 0.2, "Eng-Wiki test mean MAP@all {got:.4} after 8 epochs (chance 0.12)");
 }
