@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,14 @@ faiss: $(FAISS_STAMP) ## FAISS (PyPI faiss-cpu) in .venv, for scripts/faiss_inde
 
 chromium: ## headless Chromium (Debian's package) for the report-rendering test
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+# NUS-WIDE's official layout at full size: real labels and split from
+# ../shared/data/nus-wide/Groundtruth.zip, generated tags, BoW_int.dat and image lists.
+NUS_OUT ?= runs/data/nus-wide-synth
+NUS_IMAGES ?= 269648
+
+nus-wide-synth: venv ## synthetic NUS-WIDE layout (real labels): [NUS_OUT=runs/data/nus-wide-synth] [NUS_IMAGES=269648]
+	$(PY) scripts/make_nus_wide.py --out $(NUS_OUT) --images $(NUS_IMAGES)
 
 bench-faiss: faiss ## exact vs approximate FAISS index at 100k synthetic items: queries/s, recall@10
 	$(PY) scripts/faiss_index.py bench --n 100000

@@ -12,6 +12,7 @@ mod fuzz_tests;
 mod layout_tests;
 mod listed_tests;
 mod map_tests;
+mod nus_synth_tests;
 mod pascal_nus_tests;
 mod retrieve_tests;
 mod robustness_tests;
