@@ -11,14 +11,28 @@ fn err(layers: &[Layer]) -> String {
     format!("{:#}", Config::from_layers(layers).unwrap_err())
 }
 
+/// Every `configs/<dataset>.yaml` parses alone; an overlay `configs/<dataset>-<name>.yaml`
+/// (e.g. `eng-wiki-best.yaml`) parses over its dataset's config.
 #[test]
 fn shipped_configs_parse() {
-    for entry in std::fs::read_dir(project_root().join("configs")).unwrap() {
+    let dir = project_root().join("configs");
+    let mut overlays = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
         let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "yaml") {
-            Config::from_layers(&[Layer::from_file(&p).unwrap()]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+        if p.extension().is_none_or(|e| e != "yaml") {
+            continue;
         }
+        let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let base = stem.rsplit_once('-').map(|(b, _)| dir.join(format!("{b}.yaml"))).filter(|b| b.exists());
+        let mut layers = Vec::new();
+        if let Some(b) = &base {
+            layers.push(Layer::from_file(b).unwrap());
+            overlays += 1;
+        }
+        layers.push(Layer::from_file(&p).unwrap());
+        Config::from_layers(&layers).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
     }
+    assert!(overlays >= 1, "configs/eng-wiki-best.yaml is an overlay");
 }
 
 #[test]
