@@ -499,6 +499,9 @@ impl Config {
         if let Some(m) = self.text.max_vocab {
             pos("text.max_vocab", m)?;
         }
+        if let Some(m) = self.text.max_tokens {
+            pos("text.max_tokens", m)?;
+        }
         self.vectors.validate()?;
         pos("graph.k", self.graph.k)?;
         pos("graph.knn_chunk", self.graph.knn_chunk)?;

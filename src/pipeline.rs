@@ -220,11 +220,15 @@ pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
             cfg.data.listed.as_ref().is_some_and(|l| l.texts == crate::data::listed::TextSource::TextSeqs)
         }
     };
-    if pre_tokenized {
+    let mut tokens = if pre_tokenized {
         text.split_whitespace().map(str::to_string).collect()
     } else {
         tokenizer(cfg).tokenize(text)
+    };
+    if let Some(n) = cfg.text.max_tokens {
+        tokens.truncate(n);
     }
+    tokens
 }
 
 /// `data.from_images` with its folder resolved: as given, or `<dataset root>/images` when
@@ -795,7 +799,11 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
 
     let split_tensors = |s: Split| -> SplitTensors {
         let idx = ds.split(s);
-        let (bow, oov, total) = vocab.bow_matrix(idx.iter().map(|&i| ds.items[i].tokens.as_slice()));
+        let max = cfg.text.max_tokens.unwrap_or(usize::MAX);
+        let (bow, oov, total) = vocab.bow_matrix(idx.iter().map(|&i| {
+            let t = &ds.items[i].tokens;
+            &t[..t.len().min(max)]
+        }));
         let n = idx.len() as i64;
         let mut img = Vec::with_capacity(idx.len() * ds.image_dim);
         let mut lab = vec![0f32; idx.len() * ds.classes.len()];

@@ -202,3 +202,44 @@ fn valid_json_cache_with_bad_contents_is_rebuilt() {
         assert_eq!(cache_file(&dir).1, good, "{what}: the cache was not rewritten");
     }
 }
+
+/// `text.max_tokens`: each bag of words counts only the first N tokens of its text (in every
+/// split, and in a search query), while the vocabulary and graph stay those of full texts.
+#[test]
+fn max_tokens_truncates_bags_of_words_only() {
+    let cfg = |extra: &[&str]| {
+        let mut layers = vec![tgcn::config::Layer::from_file(
+            &crate::common::project_root().join("configs/synthetic.yaml"),
+        )
+        .unwrap()];
+        for s in [
+            "device=cpu",
+            "data.synthetic.train=120",
+            "data.synthetic.val=40",
+            "data.synthetic.test=60",
+            "train.batch_size=32",
+        ]
+        .iter()
+        .chain(extra)
+        {
+            layers.push(tgcn::config::Layer::from_set(s).unwrap());
+        }
+        tgcn::config::Config::from_layers(&layers).unwrap()
+    };
+    let (full_cfg, short_cfg) = (cfg(&[]), cfg(&["text.max_tokens=3"]));
+    let full = tgcn::pipeline::prepare(&full_cfg, Device::Cpu, None).unwrap();
+    let short = tgcn::pipeline::prepare(&short_cfg, Device::Cpu, None).unwrap();
+    assert_eq!(full.vocab.len(), short.vocab.len(), "same vocabulary");
+    assert_eq!(full.laplacian.vals, short.laplacian.vals, "same graph");
+    let ds = tgcn::data::synthetic::generate(full_cfg.data.synthetic.as_ref().unwrap(), full_cfg.seed);
+    for (sp, split) in [(tgcn::data::Split::Test, &short.test), (tgcn::data::Split::Train, &short.train)] {
+        let sums: Vec<f64> = Vec::try_from(split.bow.sum_dim_intlist(1, false, Kind::Double)).unwrap();
+        for (row, &i) in ds.split(sp).iter().enumerate() {
+            // By hand: the first 3 tokens that are in the vocabulary.
+            let want = ds.items[i].tokens.iter().take(3).filter(|t| full.vocab.get(t).is_some()).count();
+            assert_eq!(sums[row] as usize, want, "{sp:?} row {row}");
+        }
+    }
+    let q = tgcn::pipeline::tokenize_query(&short_cfg, "a b c d e");
+    assert_eq!(q, ["a", "b", "c"]);
+}

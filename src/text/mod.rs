@@ -26,4 +26,9 @@ pub struct TextConfig {
     pub min_freq: usize,
     /// Keep at most this many words (most frequent first); null keeps all.
     pub max_vocab: Option<usize>,
+    /// Short-text studies: only the first N tokens of each text (every split, and a search
+    /// query) make its bag of words. The vocabulary, word vectors and graph still come from
+    /// the full training texts. Absent: whole texts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<usize>,
 }
