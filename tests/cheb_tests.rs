@@ -391,3 +391,17 @@ fn glorot_init_and_l2_over_biases() {
     let p = tgcn::train::loss::l2_penalty(&wb).double_value(&[]);
     assert!((p - sq(&wb)).abs() < 1e-3 * p, "Σ p² over weights and biases");
 }
+
+/// AdamW's decoupled decay skips a learned log τ (it would pull τ towards 1) and decays the rest.
+#[test]
+fn adamw_does_not_decay_a_learned_temperature() {
+    let vs = VarStore::new(Device::Cpu);
+    let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
+    let t = (vs.root() / "loss").var("log_temperature", &[], nn::Init::Const(-2.0));
+    let mut opt = tgcn::train::optim::Adam::new(&vs);
+    opt.weight_decay = 0.1;
+    // A loss whose gradient is zero: only the decay moves a parameter.
+    opt.backward_step(&((&w.sum(Kind::Float) + &t) * 0.0), 0.5);
+    assert_close(&Vec::<f64>::try_from(w.to_kind(Kind::Double)).unwrap(), &[0.95, 0.95], 1e-6, "w · (1 − lr · wd)");
+    assert_eq!(t.double_value(&[]), -2.0, "log τ is not decayed");
+}

@@ -7,7 +7,7 @@
 //!
 //! with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8. With `weight_decay` > 0 it is
 //! AdamW (Loshchilov & Hutter 2019): θ ← θ · (1 − lr · wd) first, as `torch.optim.AdamW`;
-//! the authors' L2 term lives in the loss instead. Parameters are kept in name order, so the state is stable.
+//! the authors' L2 term lives in the loss instead. A learned temperature is not decayed. Parameters are kept in name order, so the state is stable.
 
 use crate::run::checkpoint::OptimizerState;
 use anyhow::{ensure, Context, Result};
@@ -58,12 +58,13 @@ impl Adam {
         let bc1 = 1.0 - self.beta1.powi(self.steps as i32);
         let bc2 = 1.0 - self.beta2.powi(self.steps as i32);
         tch::no_grad(|| {
-            for ((p, m), v) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            for (((p, m), v), name) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(&self.names) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                if self.weight_decay > 0.0 {
+                // A learned log τ is not decayed (that would pull τ towards 1), as CLIP's logit scale.
+                if self.weight_decay > 0.0 && !name.ends_with("log_temperature") {
                     let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay); // AdamW, as torch.optim.AdamW
                 }
                 // In place, few temporaries: this runs over every parameter every step.
