@@ -166,7 +166,14 @@ fn gradients_reach_every_parameter() {
         for (name, v) in vs.variables() {
             let g = v.grad();
             assert!(g.defined(), "{extra:?}: no gradient for {name}");
-            assert!(g.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{extra:?}: zero gradient for {name}");
+            let size = g.abs().sum(Kind::Float).double_value(&[]);
+            if name == "scorer.bias" {
+                // Shifting every score leaves both variances and the gap unchanged: the
+                // global loss's gradient for the bias is 0 up to rounding.
+                assert!(size < 1e-4, "{extra:?}: scorer.bias gradient {size}");
+            } else {
+                assert!(size > 0.0, "{extra:?}: zero gradient for {name}");
+            }
         }
     }
 }
