@@ -1,6 +1,8 @@
 //! Makes the `tgcn` binary self-contained: embed an rpath to the libtorch folder that
 //! `torch-sys` found, and link `libtorch_cuda` even though no symbol references it, so
-//! that the same binary reports and uses CUDA on a GPU machine.
+//! that the same binary reports and uses CUDA on a GPU machine. Also compiles
+//! `csrc/fused_adam.cpp` against that libtorch's headers: libtorch's fused Adam kernel and
+//! grad reset, which tch does not expose.
 use std::path::Path;
 
 fn main() {
@@ -10,6 +12,17 @@ fn main() {
         return;
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    println!("cargo:rerun-if-changed=csrc/fused_adam.cpp");
+    let include = Path::new(&lib).join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/fused_adam.cpp")
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++20")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .compile("tgcn_fused_adam");
     if Path::new(&lib).join("libtorch_cuda.so").exists() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
         println!("cargo:rustc-link-arg=-ltorch_cuda");

@@ -141,6 +141,27 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// One side of `make bench-compare` (scripts/bench_compare.py): time one workload of
+    /// this config on CPU and print a JSON line; `--case workload` writes the shared inputs.
+    BenchSide {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// workload, step, skipgram, knn or rank.
+        #[arg(long)]
+        case: String,
+        /// Folder of the shared inputs (written by `--case workload`).
+        #[arg(long)]
+        workload: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 10)]
+        repeats: usize,
+        /// libtorch intra-op threads (the PyTorch side uses the same).
+        #[arg(long, default_value_t = 2)]
+        threads: i32,
+        #[arg(long, default_value = "runs/cache")]
+        cache: PathBuf,
+    },
     /// Turn raw images into a features file (`--out x.npy` + `x.ids.txt`) with a TorchScript backbone.
     Featurize {
         #[command(flatten)]
@@ -385,6 +406,11 @@ fn run() -> Result<()> {
             let choice: tgcn::config::DeviceChoice = serde_yaml::from_str(&device)
                 .map_err(|_| anyhow::anyhow!("--device must be auto, cpu or cuda, got {device:?}"))?;
             print!("{}", tgcn::bench::run(tgcn::pipeline::resolve_device(choice)?, quick)?);
+        }
+        Cmd::BenchSide { config, case, workload, warmup, repeats, threads, cache } => {
+            tch::set_num_threads(threads);
+            let cfg = config.resolve()?;
+            println!("{}", tgcn::bench::side::run(&cfg, &case, &workload, &cache, warmup, repeats)?);
         }
         Cmd::Info => {
             println!("tgcn {}", env!("CARGO_PKG_VERSION"));

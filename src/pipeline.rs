@@ -571,7 +571,6 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         &train_texts,
         ds.word_vectors.as_ref(),
         cfg.seed,
-        device,
     )?;
     let coverage = crate::text::wordvec::Coverage::of(&vocab.words, &wv);
     eprintln!("word vectors ({}): {coverage}", cfg.vectors.source.name());

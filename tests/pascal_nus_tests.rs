@@ -772,8 +772,7 @@ fn nus_fixture_trains_with_multilabel_objectives() {
         "data.nus_wide.val_fraction=0.25".into(),
         "vectors.source=skipgram".into(),
         "vectors.path=null".into(),
-        "vectors.skipgram={dim: 8, window: 2, negatives: 2, epochs: 2, lr: 0.025, min_count: 1, sample: 0, batch: 64}"
-            .into(),
+        "vectors.skipgram={dim: 8, window: 2, negatives: 2, epochs: 2, lr: 0.025, min_count: 1, sample: 0}".into(),
         "device=cpu".into(),
         "graph.k=2".into(),
         "model.embed_dim=16".into(),

@@ -4,7 +4,6 @@
 use crate::common::{project_root, shared_data, temp_dir};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use tch::Device;
 use tgcn::data::WordVectors;
 use tgcn::text::skipgram::{train_skipgram, SkipgramConfig};
 use tgcn::text::wordvec::{
@@ -140,7 +139,7 @@ fn vectors_for_picks_the_source_and_reports_coverage() {
     let path = write(&dir, "w.vec", format!("3 3\n{}", text_rows("\n")).as_bytes());
     let vocab = words(&["naïve", "rook", "king"]);
     let cfg = VectorsConfig { source: VectorSource::File, path: Some(path.clone()), ..VectorsConfig::default() };
-    let wv = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap();
+    let wv = vectors_for(&cfg, &vocab, &[], None, 0).unwrap();
     assert_eq!(wv.words, ["naïve", "king"], "vocabulary order, only words with a vector");
     assert_eq!(wv.data, [VECS[2], VECS[0]].concat());
     let cov = Coverage::of(&vocab, &wv);
@@ -150,13 +149,13 @@ fn vectors_for_picks_the_source_and_reports_coverage() {
     let shipped = WordVectors { words: words(&["king", "rook"]), dim: 2, data: vec![1.0, 2.0, 3.0, 4.0] };
     let cfg = VectorsConfig::default();
     assert_eq!(cfg.source, VectorSource::Dataset);
-    let wv = vectors_for(&cfg, &vocab, &[], Some(&shipped), 0, Device::Cpu).unwrap();
+    let wv = vectors_for(&cfg, &vocab, &[], Some(&shipped), 0).unwrap();
     assert_eq!((wv.words.clone(), wv.data.clone()), (words(&["rook", "king"]), vec![3.0, 4.0, 1.0, 2.0]));
-    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    let e = vectors_for(&cfg, &vocab, &[], None, 0).unwrap_err();
     assert!(format!("{e:#}").contains("ships no word vectors"), "{e:#}");
 
     let cfg = VectorsConfig { source: VectorSource::File, ..VectorsConfig::default() };
-    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    let e = vectors_for(&cfg, &vocab, &[], None, 0).unwrap_err();
     assert!(format!("{e:#}").contains("`vectors.path` is required"), "{e:#}");
     let cfg = VectorsConfig { source: VectorSource::Skipgram, path: Some(path), ..VectorsConfig::default() };
     assert!(cfg.validate().is_err(), "a path that skip-gram would ignore is an error");
@@ -165,7 +164,7 @@ fn vectors_for_picks_the_source_and_reports_coverage() {
         path: Some(dir.join("missing.bin")),
         ..VectorsConfig::default()
     };
-    let e = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap_err();
+    let e = vectors_for(&cfg, &vocab, &[], None, 0).unwrap_err();
     assert!(format!("{e:#}").contains("make glove"), "{e:#}");
 }
 
@@ -173,7 +172,7 @@ fn vectors_for_picks_the_source_and_reports_coverage() {
 fn vectors_config_yaml_is_strict_snake_case() {
     let cfg: VectorsConfig = serde_yaml::from_str(
         "source: file\npath: a.vec\nformat: fasttext_vec\nskipgram: {dim: 8, window: 2, negatives: 3, epochs: 1, \
-         lr: 0.05, min_count: 2, sample: 0.0, batch: 64}\n",
+         lr: 0.05, min_count: 2, sample: 0.0}\n",
     )
     .unwrap();
     assert_eq!(cfg.format, Some(VectorFormat::FasttextVec));
@@ -182,7 +181,13 @@ fn vectors_config_yaml_is_strict_snake_case() {
     assert_eq!(back, cfg);
     let cfg: VectorsConfig = serde_yaml::from_str("source: glove6b50").unwrap();
     assert_eq!(cfg.skipgram, SkipgramConfig::default(), "the skipgram block may be left out");
-    for bad in ["source: glove", "source: file\nformat: word2vec", "source: skipgram\nskipgram: {dims: 3}"] {
+    // `batch` belonged to the batched tensor trainer that sequential SGD replaced.
+    for bad in [
+        "source: glove",
+        "source: file\nformat: word2vec",
+        "source: skipgram\nskipgram: {dims: 3}",
+        "source: skipgram\nskipgram: {batch: 4096}",
+    ] {
         assert!(serde_yaml::from_str::<VectorsConfig>(bad).is_err(), "{bad:?} must not parse");
     }
     let mut cfg = VectorsConfig { source: VectorSource::Skipgram, ..VectorsConfig::default() };
@@ -212,7 +217,36 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn small_cfg() -> SkipgramConfig {
-    SkipgramConfig { dim: 16, window: 3, epochs: 5, batch: 256, sample: 0.0, ..SkipgramConfig::default() }
+    SkipgramConfig { dim: 16, window: 3, epochs: 5, sample: 0.0, ..SkipgramConfig::default() }
+}
+
+/// One SGD step of one pair, worked by hand: d = 2, u = (0.5, −1), the context's output
+/// row (1, 0.5) and one negative's (−0.5, 0.25), lr = 0.1. s_o = 0 reads σ = 0.5 from the
+/// table (g_o = 0.05); s_n = −0.5 falls in table cell 458, σ(−0.504) (g_n = −0.1·σ(−0.504)).
+#[test]
+fn skipgram_sgd_step_by_hand() {
+    let table: Vec<f32> = (0..1000)
+        .map(|i| {
+            let x = ((i as f32 / 1000.0) * 2.0 - 1.0) * 6.0;
+            x.exp() / (x.exp() + 1.0)
+        })
+        .collect();
+    let mut u = vec![0.5f32, -1.0];
+    let mut w_out = vec![1.0f32, 0.5, -0.5, 0.25];
+    let mut scratch = vec![0f32; 2];
+    let loss = tgcn::text::skipgram::sgd_pair(&mut u, &mut w_out, &[0, 1], 0.1, &table, &mut scratch, true).unwrap();
+    let (g_o, g_n) = (0.05f64, -0.1 / (1.0 + 0.504f64.exp()));
+    let want_v = [1.0 + g_o * 0.5, 0.5 - g_o, -0.5 + g_n * 0.5, 0.25 - g_n];
+    let want_u = [0.5 + g_o * 1.0 + g_n * -0.5, -1.0 + g_o * 0.5 + g_n * 0.25];
+    let got = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    crate::common::assert_close(&got(&w_out), &want_v, 1e-6, "output rows");
+    crate::common::assert_close(&got(&u), &want_u, 1e-6, "input row (updated with the old output rows)");
+    let want_loss = 2f64.ln() + (1.0 + (-0.5f64).exp()).ln(); // −log σ(0) − log σ(0.5)
+    assert!((loss - want_loss).abs() < 1e-6, "loss {loss} vs {want_loss}");
+    // A repeated target is taken twice, in turn (the second sees the first's update).
+    let (mut u2, mut w2) = (vec![0.5f32, -1.0], vec![1.0f32, 0.5, -0.5, 0.25]);
+    tgcn::text::skipgram::sgd_pair(&mut u2, &mut w2, &[0, 1, 1], 0.1, &table, &mut scratch, false);
+    assert!(w2[2] < w_out[2], "the second visit moved the negative row further");
 }
 
 #[test]
@@ -220,11 +254,11 @@ fn skipgram_is_reproducible_with_a_seed() {
     let (_, texts) = topic_corpus(1);
     let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
     let cfg = SkipgramConfig { epochs: 2, sample: 1e-2, ..small_cfg() };
-    let a = train_skipgram(&refs, &cfg, 7, Device::Cpu).unwrap();
-    let b = train_skipgram(&refs, &cfg, 7, Device::Cpu).unwrap();
+    let a = train_skipgram(&refs, &cfg, 7).unwrap();
+    let b = train_skipgram(&refs, &cfg, 7).unwrap();
     assert_eq!(a.words, b.words);
     assert!(a.data == b.data, "same seed, different vectors");
-    let c = train_skipgram(&refs, &cfg, 8, Device::Cpu).unwrap();
+    let c = train_skipgram(&refs, &cfg, 8).unwrap();
     assert!(a.data != c.data, "another seed gave the same vectors");
     assert_eq!((a.words.len(), a.dim, a.data.len()), (24, 16, 24 * 16));
     assert!(a.data.iter().all(|x| x.is_finite()));
@@ -234,7 +268,7 @@ fn skipgram_is_reproducible_with_a_seed() {
 fn skipgram_places_cooccurring_words_closer() {
     let (topics, texts) = topic_corpus(2);
     let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
-    let wv = train_skipgram(&refs, &small_cfg(), 3, Device::Cpu).unwrap();
+    let wv = train_skipgram(&refs, &small_cfg(), 3).unwrap();
     let idx = wv.index();
     let row = |w: &String| wv.row(idx[w.as_str()]);
     let (mut same, mut cross) = (Vec::new(), Vec::new());
@@ -259,10 +293,10 @@ fn skipgram_places_cooccurring_words_closer() {
 #[test]
 fn skipgram_rejects_bad_input() {
     let one = vec!["a".to_string(); 5];
-    let e = train_skipgram(&[one.as_slice()], &small_cfg(), 0, Device::Cpu).unwrap_err();
+    let e = train_skipgram(&[one.as_slice()], &small_cfg(), 0).unwrap_err();
     assert!(e.to_string().contains("at least 2 distinct words"), "{e}");
     let cfg = SkipgramConfig { lr: 0.0, ..small_cfg() };
-    assert!(train_skipgram(&[one.as_slice()], &cfg, 0, Device::Cpu).is_err());
+    assert!(train_skipgram(&[one.as_slice()], &cfg, 0).is_err());
 }
 
 #[test]
@@ -298,7 +332,7 @@ fn glove6b50_file_when_converted() {
     let vocab = words(&["the", "king", "queen", "notawordinglove", "sandberger"]);
     let cfg = VectorsConfig { source: VectorSource::Glove6b50, path: Some(path), ..VectorsConfig::default() };
     let t0 = std::time::Instant::now();
-    let wv = vectors_for(&cfg, &vocab, &[], None, 0, Device::Cpu).unwrap();
+    let wv = vectors_for(&cfg, &vocab, &[], None, 0).unwrap();
     println!("read 5 of 400000 GloVe words in {:.2}s", t0.elapsed().as_secs_f64());
     assert_eq!((wv.words.len(), wv.dim), (4, 50));
     assert_eq!(wv.words[3], "sandberger");
@@ -356,7 +390,7 @@ fn eng_wiki_train_texts() -> Option<Vec<Vec<String>>> {
 fn skipgram_on_eng_wiki() {
     let Some(texts) = eng_wiki_train_texts() else { return };
     let refs: Vec<&[String]> = texts.iter().map(|t| t.as_slice()).collect();
-    let wv = train_skipgram(&refs, &SkipgramConfig::default(), 1, Device::Cpu).unwrap();
+    let wv = train_skipgram(&refs, &SkipgramConfig::default(), 1).unwrap();
     let idx = wv.index();
     let cos = |a: &str, b: &str| cosine(wv.row(idx[a]), wv.row(idx[b]));
     for q in ["football", "music", "king", "species"] {

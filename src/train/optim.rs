@@ -7,7 +7,15 @@
 //!
 //! with PyTorch's defaults β1 = 0.9, β2 = 0.999, ε = 1e-8. With `weight_decay` > 0 it is
 //! AdamW (Loshchilov & Hutter 2019): θ ← θ · (1 − lr · wd) first, as `torch.optim.AdamW`;
-//! the authors' L2 term lives in the loss instead. A learned temperature is not decayed. Parameters are kept in name order, so the state is stable.
+//! the authors' L2 term lives in the loss instead. A learned temperature is not decayed.
+//! Parameters are kept in name order, so the state is stable.
+//!
+//! The update is libtorch's fused kernel (`_fused_adam_` / `_fused_adamw_`, what
+//! `torch.optim.Adam(fused=True)` runs), called once per parameter group through
+//! `csrc/fused_adam.cpp`: one pass over θ, g, m and v for all parameters, where an op-by-op
+//! update reads and writes each tensor several times. Gradients are dropped rather than
+//! zeroed before each backward (`zero_grad(set_to_none=True)`), so backward writes them
+//! instead of adding them to a zeroed buffer.
 
 use crate::run::checkpoint::OptimizerState;
 use anyhow::{ensure, Context, Result};
@@ -16,11 +24,36 @@ use std::path::Path;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
+type CTensor = *mut torch_sys::C_tensor;
+
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn tgcn_fused_adam(
+        params: *mut CTensor,
+        grads: *mut CTensor,
+        m: *mut CTensor,
+        v: *mut CTensor,
+        steps: *mut CTensor,
+        n: i32,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        decoupled: i32,
+    ) -> i32;
+    fn tgcn_fused_adam_error() -> *const std::os::raw::c_char;
+    fn tgcn_clear_grad(t: CTensor);
+}
+
 pub struct Adam {
     names: Vec<String>,
     params: Vec<Tensor>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Per-parameter step counts as the fused kernel reads them (float scalars, the step
+    /// being taken: torch.optim increments them before the call, as here).
+    step_counts: Vec<Tensor>,
     pub steps: i64,
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
     pub weight_decay: f64,
@@ -35,9 +68,11 @@ impl Adam {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, params): (Vec<String>, Vec<Tensor>) = vars.into_iter().unzip();
         let zeros = |ps: &[Tensor]| ps.iter().map(|p| p.zeros_like()).collect();
+        let step_counts = params.iter().map(|p| Tensor::zeros([], (Kind::Float, p.device()))).collect();
         Adam {
             m: zeros(&params),
             v: zeros(&params),
+            step_counts,
             names,
             params,
             steps: 0,
@@ -48,33 +83,64 @@ impl Adam {
         }
     }
 
-    /// Zeroes the gradients, back-propagates `loss` and takes one step at `lr`.
-    pub fn backward_step(&mut self, loss: &Tensor, lr: f64) {
+    /// Drops the gradients, back-propagates `loss` and takes one step at `lr`.
+    pub fn backward_step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
         for p in &mut self.params {
-            p.zero_grad();
+            // SAFETY: `p` is a live tch tensor, i.e. a valid `at::Tensor*`.
+            unsafe { tgcn_clear_grad(p.as_mut_ptr()) };
         }
         loss.backward();
         self.steps += 1;
-        let bc1 = 1.0 - self.beta1.powi(self.steps as i32);
-        let bc2 = 1.0 - self.beta2.powi(self.steps as i32);
-        tch::no_grad(|| {
-            for (((p, m), v), name) in self.params.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(&self.names) {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                // A learned log τ is not decayed (that would pull τ towards 1), as CLIP's logit scale.
-                if self.weight_decay > 0.0 && !name.ends_with("log_temperature") {
-                    let _ = p.g_mul_scalar_(1.0 - lr * self.weight_decay); // AdamW, as torch.optim.AdamW
-                }
-                // In place, few temporaries: this runs over every parameter every step.
-                let _ = m.lerp_(&g, 1.0 - self.beta1); // β1 m + (1 − β1) g
-                let _ = v.g_mul_scalar_(self.beta2).addcmul_(&(&g * (1.0 - self.beta2)), &g);
-                let mut denom = v.sqrt();
-                let _ = denom.g_mul_scalar_(1.0 / bc2.sqrt()).g_add_scalar_(self.eps);
-                let _ = p.addcdiv_(&(&*m * (-lr / bc1)), &denom);
+        // Two groups: decayed, and not decayed (a learned log τ: decay would pull τ towards 1,
+        // as CLIP's logit scale). Parameters without a gradient are left alone.
+        let mut groups: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut grads: Vec<Option<Tensor>> = Vec::with_capacity(self.params.len());
+        for (j, (p, name)) in self.params.iter().zip(&self.names).enumerate() {
+            let g = p.grad();
+            if !g.defined() {
+                grads.push(None);
+                continue;
             }
-        });
+            grads.push(Some(g));
+            let _ = self.step_counts[j].fill_(self.steps as f64);
+            groups[usize::from(self.weight_decay > 0.0 && !name.ends_with("log_temperature"))].push(j);
+        }
+        for (decay, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let wd = if decay == 1 { self.weight_decay } else { 0.0 };
+            let ptrs = |ts: &mut dyn FnMut(usize) -> CTensor| group.iter().map(|&j| ts(j)).collect::<Vec<_>>();
+            let mut p = ptrs(&mut |j| self.params[j].as_mut_ptr());
+            let mut g = ptrs(&mut |j| grads[j].as_mut().expect("grouped params have grads").as_mut_ptr());
+            let mut m = ptrs(&mut |j| self.m[j].as_mut_ptr());
+            let mut v = ptrs(&mut |j| self.v[j].as_mut_ptr());
+            let mut st = ptrs(&mut |j| self.step_counts[j].as_mut_ptr());
+            // SAFETY: every pointer is a live tensor owned by `self` or `grads` for the call;
+            // the lists have `group.len()` entries each.
+            let rc = unsafe {
+                tgcn_fused_adam(
+                    p.as_mut_ptr(),
+                    g.as_mut_ptr(),
+                    m.as_mut_ptr(),
+                    v.as_mut_ptr(),
+                    st.as_mut_ptr(),
+                    group.len() as i32,
+                    lr,
+                    self.beta1,
+                    self.beta2,
+                    wd,
+                    self.eps,
+                    i32::from(wd > 0.0),
+                )
+            };
+            if rc != 0 {
+                // SAFETY: the shim returns a NUL-terminated message that lives until its next call.
+                let msg = unsafe { std::ffi::CStr::from_ptr(tgcn_fused_adam_error()) };
+                anyhow::bail!("libtorch's fused Adam failed: {}", msg.to_string_lossy());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -111,6 +177,9 @@ impl OptimizerState for Adam {
         }
         let steps = t.remove("steps").with_context(|| format!("{} lacks steps", path.display()))?;
         self.steps = steps.to_kind(Kind::Int64).int64_value(&[0]);
+        for c in &mut self.step_counts {
+            let _ = c.fill_(self.steps as f64);
+        }
         Ok(())
     }
 }

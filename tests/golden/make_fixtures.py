@@ -120,3 +120,25 @@ label["invariance"] = {"t": t.detach().numpy().ravel().tolist(), "i": i.detach()
                        "grad_i": i.grad.numpy().ravel().tolist()}
 (out / "label.json").write_text(json.dumps(label, indent=1) + "\n")
 print(f"wrote {out}/label.json")
+
+# Plain Adam (torch.optim.Adam) on two parameters of different shapes, with a learning rate
+# that changes every step (a schedule): the loss of step t is sum(p * g_t) + sum(q * h_t).
+arng = np.random.default_rng(7)
+a0, b0 = arng.normal(size=(4, 3)), arng.normal(size=(5,))
+ga = [arng.normal(size=(4, 3)) for _ in range(5)]
+gb = [arng.normal(size=(5,)) for _ in range(5)]
+lrs = [0.1, 0.05, 0.02, 0.08, 0.01]
+pa = torch.tensor(a0, dtype=torch.float64, requires_grad=True)
+pb = torch.tensor(b0, dtype=torch.float64, requires_grad=True)
+opt = torch.optim.Adam([pa, pb], lr=lrs[0])
+for g, h, lr in zip(ga, gb, lrs):
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad()
+    ((pa * torch.tensor(g)).sum() + (pb * torch.tensor(h)).sum()).backward()
+    opt.step()
+(out / "adam.json").write_text(json.dumps({
+    "a0": a0.ravel().tolist(), "b0": b0.tolist(), "ga": [g.ravel().tolist() for g in ga],
+    "gb": [h.tolist() for h in gb], "lrs": lrs, "a": pa.detach().numpy().ravel().tolist(),
+    "b": pb.detach().numpy().tolist()}, indent=1) + "\n")
+print(f"wrote {out}/adam.json")

@@ -7,6 +7,8 @@
 //! - One training step of the full model at Eng-Wiki scale (sampled pairs, product scorer).
 //! - Chunked evaluation: ranking a query set against a database, both directions' work.
 
+pub mod side;
+
 use crate::config::{EvalConfig, Protocol};
 use crate::graph::knn::cosine_knn;
 use crate::graph::laplacian::LambdaMax;
@@ -18,7 +20,7 @@ use crate::model::cheb::{ChebBias, ChebLayerConfig};
 use crate::model::{Activation, ImageTowerConfig, ModelConfig, ScorerKind, TextKind, TextTowerConfig};
 use anyhow::Result;
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig, VarStore};
+use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
 
 fn median_secs<F: FnMut()>(warmup: usize, repeats: usize, mut f: F) -> f64 {
@@ -118,7 +120,7 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
     let vs = VarStore::new(device);
     let m =
         crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()), Default::default());
-    let mut opt = nn::Adam::default().build(&vs, 1e-3)?;
+    let mut opt = crate::train::optim::Adam::new(&vs);
     let bow = Tensor::rand([b, v as i64], (Kind::Float, device)).lt(0.02).to_kind(Kind::Float);
     let img = Tensor::randn([b, 128], (Kind::Float, device));
     let step = median_secs(2, if quick { 3 } else { 8 }, || {
@@ -126,7 +128,7 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         let i = nn::Module::forward(&m.image, &img);
         let s = m.scorer.pairs(&t, &i, true);
         let g = crate::train::loss::global_loss(&s.narrow(0, 0, b / 2), &s.narrow(0, b / 2, b / 2), 0.35, 0.8);
-        opt.backward_step(&g.loss);
+        opt.backward_step(&g.loss, 1e-3).expect("adam step");
         sync(device);
     });
     rows.push((
