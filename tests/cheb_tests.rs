@@ -282,6 +282,46 @@ fn adam_matches_torch_and_resumes() {
     assert_eq!((ra, rb), (a, b), "resumed after step 2: the same parameters, bit for bit");
 }
 
+/// The L2 term handed to the optimizer (`Adam::set_l2`, coupled decay 2c·W) takes the same
+/// steps as the term back-propagated through the loss, with and without AdamW's decoupled
+/// decay; `l2_value` is the term's value.
+#[test]
+fn l2_in_the_optimizer_matches_l2_in_the_loss() {
+    use tgcn::train::loss::{l2_penalty, l2_value};
+    let grads: Vec<Tensor> =
+        (0..4).map(|i| Tensor::from_slice(&[0.3f32, -1.0, 0.5 * i as f32, 2.0]).view([2, 2])).collect();
+    let (c, lr) = (0.05, 0.1);
+    for wd in [0.0, 0.02] {
+        let run = |in_optimizer: bool| {
+            let vs = VarStore::new(Device::Cpu);
+            let w = vs.root().var_copy("w", &Tensor::from_slice(&[1.0f32, -2.0, 0.5, 3.0]).view([2, 2]));
+            let b = vs.root().var_copy("b", &Tensor::from_slice(&[0.7f32, -0.2]));
+            let mut opt = tgcn::train::optim::Adam::new(&vs);
+            opt.weight_decay = wd;
+            if in_optimizer {
+                opt.set_l2(&[&w], c).unwrap();
+            }
+            for g in &grads {
+                let mut loss = (&w * g).sum(Kind::Float) + b.sum(Kind::Float);
+                if !in_optimizer {
+                    loss += l2_penalty(&[&w]) * c;
+                }
+                opt.backward_step(&loss, lr).unwrap();
+            }
+            let v = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+            (v(&w), v(&b))
+        };
+        let ((w1, b1), (w2, b2)) = (run(true), run(false));
+        assert_close(&w1, &w2, 1e-6, &format!("penalised weight, weight_decay {wd}"));
+        assert_close(&b1, &b2, 1e-6, &format!("unpenalised bias, weight_decay {wd}"));
+    }
+    let w = Tensor::from_slice(&[1.0f32, -2.0, 3.0]);
+    assert!((l2_value(&[&w, &w]).double_value(&[]) - 28.0).abs() < 1e-6, "Σ‖W‖² = 2 · 14");
+    let vs = VarStore::new(Device::Cpu);
+    let mut opt = tgcn::train::optim::Adam::new(&vs);
+    assert!(opt.set_l2(&[&w], c).is_err(), "a tensor outside the var store is refused");
+}
+
 /// Learning-rate schedules, worked by hand.
 #[test]
 fn learning_rate_schedules() {

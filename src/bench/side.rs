@@ -30,8 +30,7 @@ use crate::graph::laplacian::rescaled_laplacian;
 use crate::graph::word_graph::Graph;
 use crate::pipeline::{load_dataset, prepare};
 use crate::text::skipgram::train_skipgram;
-use crate::train::fit::{build_model, epoch_batches, seed_epoch, step_loss, Batch};
-use crate::train::optim::Adam;
+use crate::train::fit::{build_model, epoch_batches, optimizer, seed_epoch, step_loss, Batch};
 use crate::train::seed_everything;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
@@ -174,8 +173,7 @@ fn step(cfg: &Config, dir: &Path, cache: &Path, warmup: usize, repeats: usize) -
     seed_everything(cfg.seed);
     let data = prepare(cfg, Device::Cpu, Some(cache))?;
     let (vs, m) = build_model(cfg, &data);
-    let mut opt = Adam::new(&vs);
-    opt.weight_decay = cfg.train.weight_decay;
+    let mut opt = optimizer(cfg, &vs, &m)?;
     let mut rng = seed_epoch(cfg.seed, 1);
     let batches: Vec<Batch> = epoch_batches(cfg, &data, &mut rng)?
         .into_iter()

@@ -18,7 +18,7 @@ use crate::run::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta, O
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
 use crate::run::{env_record, RunDir};
-use crate::train::loss::{contrastive_loss_logits, global_loss, invariance_loss, l2_penalty, label_loss};
+use crate::train::loss::{contrastive_loss_logits, global_loss, invariance_loss, l2_value, label_loss};
 use crate::train::optim::Adam;
 use crate::train::pairs::sample_pairs;
 use anyhow::{bail, ensure, Context, Result};
@@ -45,6 +45,17 @@ pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
     };
     let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, heads);
     (vs, m)
+}
+
+/// Adam for `cfg.train` over the model's parameters, with the L2 term's gradient
+/// (`loss.l2`) applied as coupled decay of the penalised weights.
+pub fn optimizer(cfg: &Config, vs: &VarStore, m: &Model) -> Result<Adam> {
+    let mut opt = Adam::new(vs);
+    opt.weight_decay = cfg.train.weight_decay;
+    if cfg.loss.l2 > 0.0 {
+        opt.set_l2(&m.l2_weights(cfg.loss.l2_biases), cfg.loss.l2)?;
+    }
+    Ok(opt)
 }
 
 /// Seeds libtorch for model initialisation; each epoch then reseeds both libtorch and its
@@ -246,7 +257,8 @@ fn batch_loss(cfg: &Config, m: &Model, data: &Prepared, b: &BatchOut) -> Result<
     } else {
         None
     };
-    let l2 = (l.l2 > 0.0).then(|| l2_penalty(&m.l2_weights(l.l2_biases)) * l.l2);
+    // The value only: the optimizer adds the term's gradient (`Adam::set_l2`).
+    let l2 = (l.l2 > 0.0).then(|| l2_value(&m.l2_weights(l.l2_biases)) * l.l2);
     Ok((vec![global, contrastive, label, invariance, l2], stats))
 }
 
@@ -388,8 +400,7 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     run.write_fingerprint(&fingerprint)?;
 
     let (vs, m) = build_model(cfg, &data);
-    let mut opt = Adam::new(&vs);
-    opt.weight_decay = cfg.train.weight_decay;
+    let opt = optimizer(cfg, &vs, &m)?;
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
     let mut test0 = "test withheld (validation only)".to_string();
     if !opts.validation_only {
@@ -433,8 +444,7 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
         data.withhold_test();
     }
     let (mut vs, m) = build_model(&cfg, &data);
-    let mut opt = Adam::new(&vs);
-    opt.weight_decay = cfg.train.weight_decay;
+    let mut opt = optimizer(&cfg, &vs, &m)?;
     let hash = cfg.hash()?;
     let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &run, "last", &hash)?;
     ensure!(

@@ -87,11 +87,27 @@ pub fn invariance_loss(t: &Tensor, i: &Tensor) -> Tensor {
     (t - i).square().sum_dim_intlist(1, false, kind).mean(kind)
 }
 
-/// Σ‖W‖² over the given weights (a scalar tensor).
+/// Σ‖W‖² over the given weights (a scalar tensor, differentiable).
 pub fn l2_penalty(weights: &[&Tensor]) -> Tensor {
     weights
         .iter()
         .map(|w| w.square().sum(Kind::Float))
         .reduce(|a, b| a + b)
         .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)))
+}
+
+/// The value of Σ‖W‖² without an autograd graph: one pass over each weight, no temporary.
+/// Training reports the L2 term with this and applies its gradient in the optimizer
+/// ([`crate::train::optim::Adam::set_l2`]).
+pub fn l2_value(weights: &[&Tensor]) -> Tensor {
+    tch::no_grad(|| {
+        weights
+            .iter()
+            .map(|w| {
+                let f = w.flatten(0, -1);
+                f.dot(&f)
+            })
+            .reduce(|a, b| a + b)
+            .unwrap_or_else(|| Tensor::zeros([], (Kind::Float, tch::Device::Cpu)))
+    })
 }

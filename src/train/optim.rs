@@ -16,6 +16,11 @@
 //! update reads and writes each tensor several times. Gradients are dropped rather than
 //! zeroed before each backward (`zero_grad(set_to_none=True)`), so backward writes them
 //! instead of adding them to a zeroed buffer.
+//!
+//! The authors' L2 term c·Σ‖W‖² (`loss.l2`) has the gradient 2c·W. [`Adam::set_l2`] hands
+//! it to the kernel as Adam's coupled weight decay (g ← g + 2c·W, the same sum), so the
+//! loss only reports the term's value: autograd would build, and back-propagate through,
+//! a temporary the size of every penalised matrix on each step.
 
 use crate::run::checkpoint::OptimizerState;
 use anyhow::{ensure, Context, Result};
@@ -57,6 +62,8 @@ pub struct Adam {
     pub steps: i64,
     /// Decoupled weight decay (AdamW); 0 is plain Adam.
     pub weight_decay: f64,
+    /// Per parameter: the coupled L2 decay 2c of the loss's L2 term (0 when not penalised).
+    l2: Vec<f64>,
     beta1: f64,
     beta2: f64,
     eps: f64,
@@ -73,6 +80,7 @@ impl Adam {
             m: zeros(&params),
             v: zeros(&params),
             step_counts,
+            l2: vec![0.0; params.len()],
             names,
             params,
             steps: 0,
@@ -83,6 +91,17 @@ impl Adam {
         }
     }
 
+    /// Adds the gradient of `coefficient`·Σ‖W‖² over `penalised` (tensors of this
+    /// optimizer's var store) to every step; the loss then carries only the term's value.
+    pub fn set_l2(&mut self, penalised: &[&Tensor], coefficient: f64) -> Result<()> {
+        for t in penalised {
+            let j = self.params.iter().position(|p| p.data_ptr() == t.data_ptr());
+            let j = j.context("an L2-penalised tensor is not a parameter of the optimizer")?;
+            self.l2[j] = 2.0 * coefficient;
+        }
+        Ok(())
+    }
+
     /// Drops the gradients, back-propagates `loss` and takes one step at `lr`.
     pub fn backward_step(&mut self, loss: &Tensor, lr: f64) -> Result<()> {
         for p in &mut self.params {
@@ -91,31 +110,39 @@ impl Adam {
         }
         loss.backward();
         self.steps += 1;
-        // Two groups: decayed, and not decayed (a learned log τ: decay would pull τ towards 1,
-        // as CLIP's logit scale). Parameters without a gradient are left alone.
-        let mut groups: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        // One kernel call per group of (decoupled decay, coupled L2 decay). A learned log τ
+        // is not decayed (decay would pull τ towards 1, as CLIP's logit scale). Parameters
+        // without a gradient are left alone.
+        let mut groups: Vec<((f64, f64), Vec<usize>)> = Vec::new();
         let mut grads: Vec<Option<Tensor>> = Vec::with_capacity(self.params.len());
         for (j, (p, name)) in self.params.iter().zip(&self.names).enumerate() {
-            let g = p.grad();
+            let mut g = p.grad();
             if !g.defined() {
                 grads.push(None);
                 continue;
             }
-            grads.push(Some(g));
             let _ = self.step_counts[j].fill_(self.steps as f64);
-            groups[usize::from(self.weight_decay > 0.0 && !name.ends_with("log_temperature"))].push(j);
-        }
-        for (decay, group) in groups.iter().enumerate() {
-            if group.is_empty() {
-                continue;
+            let wd = if name.ends_with("log_temperature") { 0.0 } else { self.weight_decay };
+            let mut l2 = self.l2[j];
+            if wd > 0.0 && l2 > 0.0 {
+                // AdamW's kernel has no coupled decay: add the L2 gradient by hand.
+                let _ = tch::no_grad(|| g.g_add_(&(p * l2)));
+                l2 = 0.0;
             }
-            let wd = if decay == 1 { self.weight_decay } else { 0.0 };
+            grads.push(Some(g));
+            match groups.iter_mut().find(|(k, _)| *k == (wd, l2)) {
+                Some((_, members)) => members.push(j),
+                None => groups.push(((wd, l2), vec![j])),
+            }
+        }
+        for ((wd, l2), group) in &groups {
             let ptrs = |ts: &mut dyn FnMut(usize) -> CTensor| group.iter().map(|&j| ts(j)).collect::<Vec<_>>();
             let mut p = ptrs(&mut |j| self.params[j].as_mut_ptr());
             let mut g = ptrs(&mut |j| grads[j].as_mut().expect("grouped params have grads").as_mut_ptr());
             let mut m = ptrs(&mut |j| self.m[j].as_mut_ptr());
             let mut v = ptrs(&mut |j| self.v[j].as_mut_ptr());
             let mut st = ptrs(&mut |j| self.step_counts[j].as_mut_ptr());
+            let (decay, decoupled) = if *wd > 0.0 { (*wd, 1) } else { (*l2, 0) };
             // SAFETY: every pointer is a live tensor owned by `self` or `grads` for the call;
             // the lists have `group.len()` entries each.
             let rc = unsafe {
@@ -129,9 +156,9 @@ impl Adam {
                     lr,
                     self.beta1,
                     self.beta2,
-                    wd,
+                    decay,
                     self.eps,
-                    i32::from(wd > 0.0),
+                    decoupled,
                 )
             };
             if rc != 0 {
