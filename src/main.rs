@@ -140,6 +140,18 @@ enum Cmd {
         /// Smaller sizes, for a smoke run.
         #[arg(long)]
         quick: bool,
+        /// Run only these cases: knn, cheb, step, rank (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Queries of the ranking case (then warmed up on one chunk and timed once).
+        #[arg(long)]
+        rank_queries: Option<usize>,
+        /// Database size of the ranking case.
+        #[arg(long)]
+        rank_db: Option<usize>,
+        /// Queries scored at once in the ranking case (`eval.chunk`).
+        #[arg(long, default_value_t = 256)]
+        rank_chunk: usize,
     },
     /// Turn raw images into a features file (`--out x.npy` + `x.ids.txt`) with a TorchScript backbone.
     Featurize {
@@ -381,10 +393,12 @@ fn run() -> Result<()> {
         Cmd::Export { run } => {
             tgcn::train::export_existing(&run)?;
         }
-        Cmd::Bench { device, quick } => {
+        Cmd::Bench { device, quick, only, rank_queries, rank_db, rank_chunk } => {
             let choice: tgcn::config::DeviceChoice = serde_yaml::from_str(&device)
                 .map_err(|_| anyhow::anyhow!("--device must be auto, cpu or cuda, got {device:?}"))?;
-            print!("{}", tgcn::bench::run(tgcn::pipeline::resolve_device(choice)?, quick)?);
+            let only = only.iter().map(|c| tgcn::bench::Case::parse(c)).collect::<Result<Vec<_>>>()?;
+            let opts = tgcn::bench::BenchOptions { quick, only, rank_queries, rank_db, rank_chunk };
+            print!("{}", tgcn::bench::run_with(tgcn::pipeline::resolve_device(choice)?, &opts)?);
         }
         Cmd::Info => {
             println!("tgcn {}", env!("CARGO_PKG_VERSION"));
