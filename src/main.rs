@@ -140,6 +140,18 @@ enum Cmd {
         /// Smaller sizes, for a smoke run.
         #[arg(long)]
         quick: bool,
+        /// Run only these cases: knn, cheb, step, rank (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Queries of the ranking case (then warmed up on one chunk and timed once).
+        #[arg(long)]
+        rank_queries: Option<usize>,
+        /// Database size of the ranking case.
+        #[arg(long)]
+        rank_db: Option<usize>,
+        /// Queries scored at once in the ranking case (`eval.chunk`).
+        #[arg(long, default_value_t = 256)]
+        rank_chunk: usize,
     },
     /// One side of `make bench-compare` (scripts/bench_compare.py): time one workload of
     /// this config on CPU and print a JSON line; `--case workload` writes the shared inputs.
@@ -402,10 +414,12 @@ fn run() -> Result<()> {
         Cmd::Export { run } => {
             tgcn::train::export_existing(&run)?;
         }
-        Cmd::Bench { device, quick } => {
+        Cmd::Bench { device, quick, only, rank_queries, rank_db, rank_chunk } => {
             let choice: tgcn::config::DeviceChoice = serde_yaml::from_str(&device)
                 .map_err(|_| anyhow::anyhow!("--device must be auto, cpu or cuda, got {device:?}"))?;
-            print!("{}", tgcn::bench::run(tgcn::pipeline::resolve_device(choice)?, quick)?);
+            let only = only.iter().map(|c| tgcn::bench::Case::parse(c)).collect::<Result<Vec<_>>>()?;
+            let opts = tgcn::bench::BenchOptions { quick, only, rank_queries, rank_db, rank_chunk };
+            print!("{}", tgcn::bench::run_with(tgcn::pipeline::resolve_device(choice)?, &opts)?);
         }
         Cmd::BenchSide { config, case, workload, warmup, repeats, threads, cache } => {
             tch::set_num_threads(threads);

@@ -132,6 +132,8 @@ fn nus_synth_with_real_labels_and_official_split() {
 
     let (ds, stats) = nus_wide::load_with_stats(&cfg(&dir), 1).unwrap();
     check_counts(&ds, &stats, &counts);
+    // The real TrainTestLabels of the 10 kept concepts agree with AllLabels and the lists.
+    assert_eq!((stats.split_label_files, stats.bad_split_labels), (20, 0), "{stats}");
 
     // Image rows, and the split the lists give.
     let list = std::fs::read_to_string(dir.join("ImageList/Imagelist.txt")).unwrap();
@@ -205,6 +207,7 @@ fn nus_synth_without_groundtruth_loads_and_is_seeded() {
     let counts = synthetic_counts(&a);
     let (ds, stats) = nus_wide::load_with_stats(&cfg(&a), 1).unwrap();
     check_counts(&ds, &stats, &counts);
+    assert_eq!((stats.split_label_files, stats.bad_split_labels), (20, 0), "{stats}");
     assert!(ds.classes.iter().all(|c| c.starts_with("concept")), "made-up names: {:?}", ds.classes);
     assert!(stats.with_label > 1000 && stats.no_tag > 0, "{stats}");
 
@@ -213,4 +216,53 @@ fn nus_synth_without_groundtruth_loads_and_is_seeded() {
         assert!(read(&a) == read(&b), "{f}: same seed, same bytes");
         assert!(read(&a) != read(&c), "{f}: another seed, other bytes");
     }
+}
+
+/// The real ground truth's corrupt line, `-1130179` at line 78,373 of
+/// `TrainTestLabels/Labels_lake_Train.txt`, in the full synthetic layout (the copy keeps it;
+/// it belongs to image row 130,621, so no small prefix holds it). Lake is one of the 10
+/// largest concepts, so the default configuration reads that file.
+#[test]
+#[ignore = "slow, real data: writes the full 0.9 GB synthetic layout (make test-slow)"]
+fn nus_synth_full_real_corrupt_lake_line() {
+    let (Some(py), Some(shared)) = (venv_python(), shared_data("nus-wide")) else { return };
+    let zip = shared.join("Groundtruth.zip");
+    if !zip.is_file() {
+        eprintln!("SKIP: {} is absent", zip.display());
+        return;
+    }
+    let dir = temp_dir("nus_synth_full");
+    let zip_s = zip.display().to_string();
+    let tags_s = shared.join("TagList1k.txt").display().to_string();
+    let concepts_s = shared.join("Concepts81.txt").display().to_string();
+    generate(&py, &dir, &["--groundtruth", &zip_s, "--tags", &tags_s, "--concepts", &concepts_s]);
+    let text = std::fs::read_to_string(dir.join("SYNTHETIC.txt")).unwrap();
+    assert!(text.contains("Labels_lake_Train.txt line 78373 is '-1130179'"), "{text}");
+    assert!(text.contains("kept in the copy"), "{text}");
+
+    let err = match nus_wide::load_with_stats(&cfg(&dir), 1) {
+        Ok((_, stats)) => panic!("the corrupt line must stop the load under on_missing: error ({stats})"),
+        Err(e) => format!("{e:#}"),
+    };
+    for part in ["Labels_lake_Train.txt: line 78373", "\"-1130179\" is not 0 or 1", "on_missing: skip"] {
+        assert!(err.contains(part), "error {err:?} should mention {part:?}");
+    }
+
+    let skip = NusWideConfig { on_missing: OnMissing::Skip, ..cfg(&dir) };
+    let (ds, stats) = nus_wide::load_with_stats(&skip, 1).unwrap();
+    eprintln!("nus-wide full synthetic, on_missing: skip: {stats}");
+    assert!(ds.classes.iter().any(|c| c == "lake"), "lake is kept: {:?}", ds.classes);
+    assert_eq!((stats.split_label_files, stats.bad_split_labels), (20, 1), "{stats}");
+    assert_eq!(stats.bad_split_examples, vec!["Labels_lake_Train.txt line 78373 is \"-1130179\"".to_string()]);
+    let counts = synthetic_counts(&dir);
+    check_counts(&ds, &stats, &counts);
+    // The image of the corrupt line keeps its AllLabels lake value (0, per the generator's docs).
+    let list = std::fs::read_to_string(dir.join("ImageList/Imagelist.txt")).unwrap();
+    let id = nus_wide::image_id(list.lines().nth(130_620).unwrap());
+    let lake = ds.classes.iter().position(|c| c == "lake").unwrap();
+    if let Some(it) = ds.items.iter().find(|it| it.id == id) {
+        assert!(!it.labels.contains(&lake), "{id} keeps AllLabels lake = 0: {:?}", it.labels);
+    }
+    drop(ds);
+    let _ = std::fs::remove_dir_all(&dir);
 }

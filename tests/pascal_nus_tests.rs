@@ -472,6 +472,24 @@ impl Nus {
         self.dir.join(rel)
     }
 
+    /// `Groundtruth/TrainTestLabels/`, consistent with AllLabels, for every concept: line k of
+    /// `Labels_<c>_Train.txt` is the label of the k-th image of TrainImagelist.txt.
+    fn put_split_labels(&self) {
+        for (c, name) in self.concepts.iter().enumerate() {
+            for (part, train) in [("Train", true), ("Test", false)] {
+                let col: Vec<&str> = (0..N_IMAGES)
+                    .filter(|&r| Nus::is_train(r) == train)
+                    .map(|r| if Nus::labels(r).contains(&c) { "1" } else { "0" })
+                    .collect();
+                self.put(&format!("Groundtruth/TrainTestLabels/Labels_{name}_{part}.txt"), crlf(&col));
+            }
+        }
+    }
+
+    fn split_label_file(&self, c: usize, part: &str) -> String {
+        format!("Groundtruth/TrainTestLabels/Labels_{}_{part}.txt", self.concepts[c])
+    }
+
     fn label_file(&self, c: usize) -> String {
         format!("Groundtruth/AllLabels/Labels_{}.txt", self.concepts[c])
     }
@@ -699,6 +717,105 @@ fn nus_fixture_bad_input_errors() {
     let mut cfg = nus.cfg();
     cfg.top_concepts = 82;
     assert_has(&err_text(nus_wide::load(&cfg, 5)), &["top_concepts` is 82 but there are 81 concepts"]);
+}
+
+/// Item ids with their labels, then the train, val and test indices.
+type NusSummary = (Vec<(String, Vec<usize>)>, Vec<usize>, Vec<usize>, Vec<usize>);
+
+/// What two loads of the same images must agree on.
+fn nus_summary(ds: &Dataset) -> NusSummary {
+    let items = ds.items.iter().map(|it| (it.id.clone(), it.labels.clone())).collect();
+    (items, ds.train.clone(), ds.val.clone(), ds.test.clone())
+}
+
+#[test]
+fn nus_fixture_train_test_labels_checked() {
+    let plain = Nus::write("nus_split_plain");
+    let (ds0, stats0) = nus_wide::load_with_stats(&plain.cfg(), 5).unwrap();
+    assert_eq!((stats0.split_label_files, stats0.bad_split_labels), (0, 0));
+    assert!(stats0.to_string().contains("no TrainTestLabels/"), "{stats0}");
+
+    let nus = Nus::write("nus_split_labels");
+    nus.put_split_labels();
+    let (ds, stats) = nus_wide::load_with_stats(&nus.cfg(), 5).unwrap();
+    assert_eq!((stats.split_label_files, stats.bad_split_labels), (6, 0), "Train and Test of the 3 kept concepts");
+    assert_eq!(nus_summary(&ds), nus_summary(&ds0), "consistent files change nothing");
+    assert!(stats.to_string().contains("6 TrainTestLabels files checked, 0 bad lines skipped"), "{stats}");
+
+    // The files of a concept that is not kept are not read.
+    nus.edit_line(&nus.split_label_file(D, "Train"), 0, "7");
+    nus_wide::load_with_stats(&nus.cfg(), 5).unwrap();
+
+    // A value that is not 0/1 (the real files' corrupt line): an error naming file, line and value ...
+    let a_train = nus.split_label_file(A, "Train");
+    nus.edit_line(&a_train, 2, "-1130179");
+    let msg = err_text(nus_wide::load(&nus.cfg(), 5));
+    let file = format!("Labels_{}_Train.txt: line 3", nus.concepts[A]);
+    let image = format!("image {}", Nus::id(4)); // the third train image is row 4
+    assert_has(&msg, &[&file, "\"-1130179\" is not 0 or 1", &image, "data.nus_wide.on_missing: skip"]);
+    // ... or, under `on_missing: skip`, skipped and counted, keeping the AllLabels value.
+    let mut skip = nus.cfg();
+    skip.on_missing = OnMissing::Skip;
+    let (ds, stats) = nus_wide::load_with_stats(&skip, 5).unwrap();
+    assert_eq!((stats.split_label_files, stats.bad_split_labels), (6, 1));
+    let example = format!("Labels_{}_Train.txt line 3 is \"-1130179\"", nus.concepts[A]);
+    assert_eq!(stats.bad_split_examples, vec![example.clone()]);
+    assert!(stats.to_string().contains(&format!("1 bad lines skipped ({example})")), "{stats}");
+    assert_eq!(nus_summary(&ds), nus_summary(&ds0));
+    // Two bad lines are two skips.
+    nus.edit_line(&a_train, 5, "x");
+    assert_eq!(nus_wide::load_with_stats(&skip, 5).unwrap().1.bad_split_labels, 2);
+}
+
+#[test]
+fn nus_fixture_train_test_label_errors() {
+    // Each edit is an error under either `on_missing`.
+    let check = |name: &str, edit: &dyn Fn(&Nus), parts: &[String]| {
+        let nus = Nus::write(name);
+        nus.put_split_labels();
+        edit(&nus);
+        for on_missing in [OnMissing::Error, OnMissing::Skip] {
+            let cfg = NusWideConfig { on_missing, ..nus.cfg() };
+            let msg = err_text(nus_wide::load(&cfg, 5));
+            assert_has(&msg, &parts.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+    };
+    let names = nus_names().1;
+    // Test line 1 is row 1, an A image: 0 disagrees with AllLabels.
+    check(
+        "nus_split_mismatch",
+        &|n| n.edit_line(&n.split_label_file(A, "Test"), 0, "0"),
+        &[
+            format!("Labels_{}_Test.txt: line 1", names[A]),
+            "0 but ".into(),
+            format!("AllLabels/Labels_{}.txt line 2 says 1", names[A]),
+            format!("image {}", Nus::id(1)),
+            "disagree about the split".into(),
+        ],
+    );
+    check(
+        "nus_split_short",
+        &|n| {
+            let f = n.split_label_file(B, "Train");
+            let text = std::fs::read_to_string(n.path(&f)).unwrap();
+            n.put(&f, crlf(&text.lines().take(11).collect::<Vec<_>>()));
+        },
+        &[format!("Labels_{}_Train.txt has 11 rows but TrainImagelist.txt lists 12 images", names[B])],
+    );
+    check(
+        "nus_split_long",
+        &|n| {
+            let f = n.split_label_file(C, "Test");
+            let text = std::fs::read_to_string(n.path(&f)).unwrap();
+            n.put(&f, format!("{text}0\r\n"));
+        },
+        &[format!("Labels_{}_Test.txt: line 13", names[C]), "more rows than the 12 images of TestImagelist.txt".into()],
+    );
+    check(
+        "nus_split_missing_file",
+        &|n| std::fs::remove_file(n.path(&n.split_label_file(C, "Test"))).unwrap(),
+        &[format!("Labels_{}_Test.txt does not exist", names[C]), "TrainTestLabels/ is present".into()],
+    );
 }
 
 #[test]

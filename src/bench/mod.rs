@@ -5,7 +5,12 @@
 //! - kNN graph search: V words × d dimensions, chunked cosine products + top-k.
 //! - Chebyshev layer (K = 3, 1 filter) forward and forward+backward on a kNN graph.
 //! - One training step of the full model at Eng-Wiki scale (sampled pairs, product scorer).
-//! - Chunked evaluation: ranking a query set against a database, both directions' work.
+//! - Chunked evaluation: ranking a query set against a database (one direction's work:
+//!   score, stable sort, gather relevance, MAP@k and MAP@all from the same ranking).
+//!
+//! `--only` picks cases; `--rank-queries N --rank-db M` sizes the ranking case (e.g. 2000
+//! queries against 100k items, the scale of NUS-WIDE's test set), which is then warmed up on
+//! one chunk and timed once. The table ends with the process's peak RSS.
 
 pub mod side;
 
@@ -18,7 +23,7 @@ use crate::graph::word_graph::Graph;
 use crate::model::cheb::cheb_conv;
 use crate::model::cheb::{ChebBias, ChebLayerConfig};
 use crate::model::{Activation, ImageTowerConfig, ModelConfig, ScorerKind, TextKind, TextTowerConfig};
-use anyhow::Result;
+use anyhow::{bail, ensure, Result};
 use std::time::Instant;
 use tch::nn::{self, VarStore};
 use tch::{Device, Kind, Tensor};
@@ -51,12 +56,107 @@ fn random_lap(v: usize, device: Device) -> Result<(Tensor, Tensor)> {
     Ok(lt.to_tensors(device))
 }
 
+/// A benchmark case, as `--only` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    Knn,
+    Cheb,
+    Step,
+    Rank,
+}
+
+impl Case {
+    pub const ALL: [Case; 4] = [Case::Knn, Case::Cheb, Case::Step, Case::Rank];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::Knn => "knn",
+            Case::Cheb => "cheb",
+            Case::Step => "step",
+            Case::Rank => "rank",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Case> {
+        match Case::ALL.into_iter().find(|c| c.name() == s) {
+            Some(c) => Ok(c),
+            None => bail!("unknown bench case {s:?} (expected one of knn, cheb, step, rank)"),
+        }
+    }
+}
+
+/// What `tgcn bench` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchOptions {
+    /// Smaller sizes, for a smoke run.
+    pub quick: bool,
+    /// The cases to run; empty runs all.
+    pub only: Vec<Case>,
+    /// Ranking queries (default 2000, 1000 with `quick`).
+    pub rank_queries: Option<usize>,
+    /// Ranking database size (default 20000, 5000 with `quick`).
+    pub rank_db: Option<usize>,
+    /// Queries scored at once (`eval.chunk`).
+    pub rank_chunk: usize,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions { quick: false, only: Vec::new(), rank_queries: None, rank_db: None, rank_chunk: 256 }
+    }
+}
+
+/// The process's peak resident set (`VmHWM` of /proc/self/status) in bytes, where Linux gives it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Runs the benchmarks; `quick` uses smaller sizes.
 pub fn run(device: Device, quick: bool) -> Result<String> {
+    run_with(device, &BenchOptions { quick, ..Default::default() })
+}
+
+/// Runs the selected benchmarks (see the module docs).
+pub fn run_with(device: Device, opts: &BenchOptions) -> Result<String> {
+    let quick = opts.quick;
+    ensure!(opts.rank_queries != Some(0), "--rank-queries must be at least 1");
+    ensure!(opts.rank_db != Some(0), "--rank-db must be at least 1");
+    ensure!(opts.rank_chunk >= 1, "--rank-chunk must be at least 1");
+    let wants = |c: Case| opts.only.is_empty() || opts.only.contains(&c);
     tch::manual_seed(0);
     let mut rows: Vec<(String, String, String)> = Vec::new();
 
-    // kNN search.
+    if wants(Case::Knn) {
+        knn_rows(device, quick, &mut rows)?;
+    }
+    if wants(Case::Cheb) || wants(Case::Step) {
+        cheb_and_step_rows(device, quick, wants(Case::Cheb), wants(Case::Step), &mut rows)?;
+    }
+    if wants(Case::Rank) {
+        rank_row(device, opts, &mut rows)?;
+    }
+
+    let mut out = format!(
+        "tgcn bench on {device:?}, {} threads, libtorch {}\n",
+        tch::get_num_threads(),
+        env!("TGCN_LIBTORCH_VERSION")
+    );
+    out += &format!("{:<52} {:>12}  {}\n", "case", "median", "throughput");
+    for (a, b, c) in rows {
+        out += &format!("{a:<52} {b:>12}  {c}\n");
+    }
+    if let Some(b) = peak_rss_bytes() {
+        out += &format!("peak RSS {:.2} GiB (whole process, VmHWM)\n", b as f64 / (1u64 << 30) as f64);
+    }
+    Ok(out)
+}
+
+type Rows = Vec<(String, String, String)>;
+
+fn knn_rows(device: Device, quick: bool, rows: &mut Rows) -> Result<()> {
     let sizes: &[(usize, usize)] = if quick { &[(5_000, 300)] } else { &[(10_000, 300), (50_000, 300)] };
     for &(v, d) in sizes {
         let x: Vec<f32> = Vec::try_from(Tensor::randn([(v * d) as i64], (Kind::Float, Device::Cpu)))?;
@@ -70,16 +170,29 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
             format!("{:.1} GFLOP/s", gflop / secs),
         ));
     }
+    Ok(())
+}
 
-    // Chebyshev layer.
+fn cheb_and_step_rows(device: Device, quick: bool, cheb: bool, step: bool, rows: &mut Rows) -> Result<()> {
     let v = 6908;
     let b = 256i64;
     let (idx, vals) = random_lap(v, device)?;
+    if cheb {
+        cheb_rows(&idx, &vals, v, b, device, rows);
+    }
+    if step {
+        step_row(&idx, &vals, v, b, device, quick, rows)?;
+    }
+    Ok(())
+}
+
+/// The Chebyshev layer alone, on a random kNN graph's Laplacian `(idx, vals)`.
+fn cheb_rows(idx: &Tensor, vals: &Tensor, v: usize, b: i64, device: Device, rows: &mut Rows) {
     let vs = VarStore::new(device);
     let layer = cheb_conv(vs.root() / "c", 3, 1, 1, ChebBias::PerFilter, v);
     let x = Tensor::rand([b, v as i64, 1], (Kind::Float, device));
     let fwd = median_secs(3, 10, || {
-        let lap = sparse_tensor(&idx, &vals, v);
+        let lap = sparse_tensor(idx, vals, v);
         let _ = tch::no_grad(|| layer.forward(&lap, &x));
         sync(device);
     });
@@ -89,14 +202,16 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         format!("nnz {}", vals.size()[0]),
     ));
     let fb = median_secs(3, 10, || {
-        let lap = sparse_tensor(&idx, &vals, v);
+        let lap = sparse_tensor(idx, vals, v);
         let xg = x.set_requires_grad(true);
         layer.forward(&lap, &xg).sum(Kind::Float).backward();
         sync(device);
     });
     rows.push((format!("ChebConv K=3 fwd+bwd, V={v}, B={b}"), format!("{:.2} ms", fb * 1e3), String::new()));
+}
 
-    // A full training step at Eng-Wiki scale.
+/// A full training step at Eng-Wiki scale.
+fn step_row(idx: &Tensor, vals: &Tensor, v: usize, b: i64, device: Device, quick: bool, rows: &mut Rows) -> Result<()> {
     let cfg = ModelConfig {
         text: TextTowerConfig {
             kind: TextKind::Gcn,
@@ -137,30 +252,36 @@ pub fn run(device: Device, quick: bool) -> Result<String> {
         format!("{:.0} pairs/s", b as f64 / step),
     ));
 
-    // Chunked ranking (t2i direction work: score, sort, gather relevance, AP).
-    let (nq, ndb) = if quick { (1000, 5000) } else { (2000, 20000) };
+    Ok(())
+}
+
+/// Chunked ranking (one direction's work: score, stable sort, gather relevance, AP@k and
+/// AP@all of every query), as `eval::retrieval` runs it per direction.
+fn rank_row(device: Device, opts: &BenchOptions, rows: &mut Rows) -> Result<()> {
+    let sized = opts.rank_queries.is_some() || opts.rank_db.is_some();
+    let nq = opts.rank_queries.unwrap_or(if opts.quick { 1000 } else { 2000 }) as i64;
+    let ndb = opts.rank_db.unwrap_or(if opts.quick { 5000 } else { 20000 }) as i64;
+    let chunk = opts.rank_chunk;
     let q = Tensor::randn([nq, 1024], (Kind::Float, device));
     let db = Tensor::randn([ndb, 1024], (Kind::Float, device));
     let lab = |n: i64| Tensor::randint(10, [n], (Kind::Int64, device)).one_hot(10).to_kind(Kind::Float);
     let (ql, dl) = (lab(nq), lab(ndb));
-    let ecfg = EvalConfig { protocol: Protocol::TestVsTest, k: 100, scope: vec![10, 100], chunk: 256 };
-    let secs = median_secs(1, 2, || {
-        crate::eval::rank(|i| q.index_select(0, i).mm(&db.tr()), nq as usize, &ql, &dl, &ecfg).expect("rank");
-    });
+    let ecfg = EvalConfig { protocol: Protocol::TestVsTest, k: 100, scope: vec![10, 100], chunk };
+    let rank =
+        |n: usize| crate::eval::rank(|i| q.index_select(0, i).mm(&db.tr()), n, &ql, &dl, &ecfg).map(|_| sync(device));
+    // Sized runs can be long: warm up on one chunk, time one pass.
+    let secs = if sized {
+        rank(chunk.min(nq as usize))?;
+        let t = Instant::now();
+        rank(nq as usize)?;
+        t.elapsed().as_secs_f64()
+    } else {
+        median_secs(1, 2, || rank(nq as usize).expect("rank"))
+    };
     rows.push((
-        format!("rank {nq} queries x {ndb} db, chunk 256"),
+        format!("rank {nq} queries x {ndb} db, chunk {chunk}{}", if sized { " (1 pass)" } else { "" }),
         format!("{secs:.2} s"),
-        format!("{:.0} queries/s", nq as f64 / secs),
+        format!("{:.0} queries/s (MAP@100 and MAP@all)", nq as f64 / secs),
     ));
-
-    let mut out = format!(
-        "tgcn bench on {device:?}, {} threads, libtorch {}\n",
-        tch::get_num_threads(),
-        env!("TGCN_LIBTORCH_VERSION")
-    );
-    out += &format!("{:<44} {:>12}  {}\n", "case", "median", "throughput");
-    for (a, b, c) in rows {
-        out += &format!("{a:<44} {b:>12}  {c}\n");
-    }
-    Ok(out)
+    Ok(())
 }

@@ -12,6 +12,8 @@
 //! - `NUS_WID_Tags/AllTags1k.txt`: one row per image, one whitespace-separated 0/1 column per tag.
 //! - `ConceptsList/Concepts81.txt` (or `root/Concepts81.txt`): the 81 concept names.
 //! - `Groundtruth/AllLabels/Labels_<concept>.txt`: one 0/1 a line per image, for each concept.
+//! - `Groundtruth/TrainTestLabels/Labels_<concept>_{Train,Test}.txt` (optional): one 0/1 a line
+//!   per image of `TrainImagelist.txt` (`TestImagelist.txt`), in that list's order.
 //! - `Low_Level_Features/<file>.dat` (e.g. the 500-d SIFT bag of words `BoW_int.dat`):
 //!   whitespace-separated numbers, one row per image.
 //!
@@ -35,6 +37,19 @@
 //! (`0001_2124494179.jpg`) or its stem (`0001_2124494179`), tried in that order. An image
 //! without a feature row stops the load under `on_missing: error`; under `on_missing: skip`
 //! it is skipped, counted and printed. A `.dat` file has a row for every image.
+//!
+//! TrainTestLabels: when `Groundtruth/TrainTestLabels/` exists, the Train and Test files of
+//! every kept concept are read and checked against the split lists and `AllLabels`. A file
+//! must have one line per image of its list (else an error, under either `on_missing`), and
+//! line k must equal the `AllLabels` value of the k-th image of the list (else an error
+//! naming both files: they disagree about the split or its order). A line that is not 0 or
+//! 1 is an error naming the file, the line and the value under `on_missing: error`; under
+//! `on_missing: skip` it is skipped (the image keeps its `AllLabels` value), counted and
+//! printed. The official `Labels_lake_Train.txt` has one such line (`-1130179`, line
+//! 78,373), and lake is one of the 10 largest concepts, so the full official set loads only
+//! under `on_missing: skip`. The files of concepts that are not kept are not read (they
+//! cannot change the dataset). Without the folder the labels come from `AllLabels` alone
+//! and the split from the image lists, as before.
 //!
 //! Memory stays bounded on the full set: the large text files are streamed line by line,
 //! labels are kept as one bit mask per image, tag sets only for images with a kept label,
@@ -234,6 +249,12 @@ pub struct NusStats {
     pub multi_label: usize,
     /// Skipped (on_missing: skip) for having no feature row.
     pub missing_features: usize,
+    /// `TrainTestLabels` files read and checked (0 when the folder is absent).
+    pub split_label_files: usize,
+    /// `TrainTestLabels` lines skipped (on_missing: skip) for not being 0 or 1.
+    pub bad_split_labels: usize,
+    /// The first few of those, as `file line N is "value"`.
+    pub bad_split_examples: Vec<String>,
     /// Left out by `per_concept` sampling.
     pub sampled_out: usize,
     /// Items in the dataset.
@@ -246,7 +267,7 @@ impl fmt::Display for NusStats {
         write!(
             f,
             "{} images; concepts [{}]; {} with a kept label; skipped {} without tags, {} without features; \
-             left out {} multi-label, {} by sampling; {} items",
+             left out {} multi-label, {} by sampling; {} items; ",
             self.images,
             concepts.join(", "),
             self.with_label,
@@ -255,7 +276,25 @@ impl fmt::Display for NusStats {
             self.multi_label,
             self.sampled_out,
             self.items
-        )
+        )?;
+        if self.split_label_files == 0 {
+            return write!(f, "no TrainTestLabels/ (split from the image lists, labels from AllLabels)");
+        }
+        write!(
+            f,
+            "{} TrainTestLabels files checked, {} bad lines skipped",
+            self.split_label_files, self.bad_split_labels
+        )?;
+        if !self.bad_split_examples.is_empty() {
+            let more = self.bad_split_labels - self.bad_split_examples.len();
+            write!(
+                f,
+                " ({}{})",
+                self.bad_split_examples.join(", "),
+                if more > 0 { format!(", {more} more") } else { String::new() }
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -290,8 +329,11 @@ pub fn load_with_stats(cfg: &NusWideConfig, seed: u64) -> Result<(Dataset, NusSt
     stats.images = n;
     // 0 = in neither official list, 1 = train, 2 = test.
     let mut official = vec![0u8; n];
+    // The image rows of each split list, in the list's order (TrainTestLabels follow it).
+    let mut split_rows: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
     for (code, name) in [(1u8, "TrainImagelist.txt"), (2u8, "TestImagelist.txt")] {
         let p = root.join("ImageList").join(name);
+        let order = &mut split_rows[code as usize - 1];
         for_each_row(&p, |_, line| {
             let id = image_id(line);
             let &row = by_key
@@ -302,6 +344,7 @@ pub fn load_with_stats(cfg: &NusWideConfig, seed: u64) -> Result<(Dataset, NusSt
                 "image {id} is listed twice (TrainImagelist.txt and TestImagelist.txt, or twice in one)"
             );
             official[row as usize] = code;
+            order.push(row);
             Ok(())
         })?;
     }
@@ -345,6 +388,19 @@ pub fn load_with_stats(cfg: &NusWideConfig, seed: u64) -> Result<(Dataset, NusSt
     }
     drop(positives);
     stats.with_label = mask.iter().filter(|&&m| m != 0).count();
+
+    let split_dir = root.join("Groundtruth/TrainTestLabels");
+    if split_dir.is_dir() {
+        let lists = ["TrainImagelist.txt", "TestImagelist.txt"];
+        for (class, name) in classes.iter().enumerate() {
+            for (part, (suffix, list)) in ["Train", "Test"].iter().zip(lists).enumerate() {
+                let p = split_dir.join(format!("Labels_{name}_{suffix}.txt"));
+                let all = label_dir.join(format!("Labels_{name}.txt"));
+                check_split_labels(&p, &all, list, &split_rows[part], &mask, class, &ids, cfg.on_missing, &mut stats)?;
+            }
+        }
+    }
+    drop(split_rows);
 
     // Tags, kept for the images with a kept label only.
     let tags = read_tag_list(root)?;
@@ -502,6 +558,73 @@ pub fn load_with_stats(cfg: &NusWideConfig, seed: u64) -> Result<(Dataset, NusSt
     };
     ds.validate().with_context(|| format!("nus-wide from {} ({stats})", root.display()))?;
     Ok((ds, stats))
+}
+
+/// How many skipped TrainTestLabels lines [`NusStats`] names.
+const BAD_SPLIT_EXAMPLES: usize = 5;
+
+/// Checks one TrainTestLabels file: line k is the label of image `rows[k]` (the k-th image of
+/// `list`) for `class`, which must equal its `AllLabels` bit in `mask`. See the module docs.
+#[allow(clippy::too_many_arguments)]
+fn check_split_labels(
+    path: &Path,
+    all_labels: &Path,
+    list: &str,
+    rows: &[u32],
+    mask: &[u128],
+    class: usize,
+    ids: &[String],
+    on_missing: OnMissing,
+    stats: &mut NusStats,
+) -> Result<()> {
+    ensure!(
+        path.is_file(),
+        "{} does not exist (Groundtruth/TrainTestLabels/ is present, so it needs a Train and a Test file \
+         for every kept concept; {HINT})",
+        path.display()
+    );
+    let file = path.file_name().map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned());
+    let lines = for_each_row(path, |k, line| {
+        ensure!(k < rows.len(), "more rows than the {} images of {list}", rows.len());
+        let r = rows[k] as usize;
+        let want = (mask[r] >> class) & 1 == 1;
+        let got = match line.trim() {
+            "0" => false,
+            "1" => true,
+            v => {
+                return match on_missing {
+                    OnMissing::Error => bail!(
+                        "{v:?} is not 0 or 1 (the label of image {}, {list} row {}; set \
+                         `data.nus_wide.on_missing: skip` to skip such lines and keep the AllLabels value)",
+                        ids[r],
+                        k + 1
+                    ),
+                    OnMissing::Skip => {
+                        stats.bad_split_labels += 1;
+                        if stats.bad_split_examples.len() < BAD_SPLIT_EXAMPLES {
+                            stats.bad_split_examples.push(format!("{file} line {} is {v:?}", k + 1));
+                        }
+                        Ok(())
+                    }
+                };
+            }
+        };
+        ensure!(
+            got == want,
+            "{} but {} line {} says {} for image {} ({list} row {}): the two files disagree \
+             about the split or its order",
+            got as u8,
+            all_labels.display(),
+            r + 1,
+            want as u8,
+            ids[r],
+            k + 1
+        );
+        Ok(())
+    })?;
+    ensure!(lines == rows.len(), "{} has {lines} rows but {list} lists {} images", path.display(), rows.len());
+    stats.split_label_files += 1;
+    Ok(())
 }
 
 /// Streams a `.dat` feature file: every row must have the first row's column count and

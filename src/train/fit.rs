@@ -371,8 +371,19 @@ pub fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
     rng
 }
 
+/// libtorch's random generator is one per process: two trainings on two threads would
+/// interleave their draws (initialisation, dropout) and neither would be reproducible. A
+/// training holds this lock from seeding to its last draw; a second one waits.
+fn exclusive_rng() -> std::sync::MutexGuard<'static, ()> {
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A training that failed with an error (or panicked) leaves nothing half-done behind
+    // the lock: the next one reseeds everything.
+    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Trains a new run described by `cfg` under `runs_root`.
 pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    let _one_at_a_time = exclusive_rng();
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
     check_stop_after(opts, cfg.train.epochs, 0)?;
@@ -432,6 +443,7 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
 
 /// Continues an interrupted run from its last checkpoint (weights, optimizer, epoch).
 pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
+    let _one_at_a_time = exclusive_rng();
     let run = RunDir::open(run_dir)?;
     let lock = run.lock()?;
     let cfg = run.config()?;
