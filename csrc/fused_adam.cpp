@@ -6,6 +6,7 @@
 // update reads and writes each of them several times. Step counts are one float tensor
 // per parameter holding the step being taken (torch.optim increments them before the call).
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 #include <exception>
 #include <string>
 #include <vector>
@@ -44,6 +45,17 @@ int tgcn_fused_adam(at::Tensor** params, at::Tensor** grads, at::Tensor** m, at:
 }
 
 const char* tgcn_fused_adam_error() { return last_error.c_str(); }
+
+// Builds one tiny CSR tensor with warnings swallowed: libtorch warns once per process that
+// "Sparse CSR tensor support is in beta state" at the first CSR tensor, and every tgcn
+// command builds L̃ as one. The notice says nothing about the run, so it is spent here.
+void tgcn_spend_csr_beta_warning() {
+  struct Swallow : c10::WarningHandler {
+    void process(const c10::Warning&) override {}
+  } swallow;
+  c10::WarningUtils::WarningHandlerGuard guard(&swallow);
+  auto t = at::eye(1).to_sparse_csr();
+}
 
 // Drops a tensor's gradient (PyTorch's `zero_grad(set_to_none=True)`): the next backward
 // then writes the gradient instead of adding it to a zeroed buffer.

@@ -93,3 +93,40 @@ fn random_scores_give_chance_map() {
     let s = rank(|idx| scores.index_select(0, idx), n as usize, &labels, &labels, &eval_cfg(50, 64)).unwrap();
     assert!((s.map_all - 0.1).abs() < 0.03, "random MAP@all {}", s.map_all);
 }
+
+/// The one-pass accumulator gives bit for bit the means of the one-metric functions, on
+/// random lists of many lengths (empty relevance, cuts beyond the list, a cut of 1).
+#[test]
+fn one_pass_accumulator_matches_the_metric_functions() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let (k, scope) = (7, [1usize, 3, 10, 50]);
+    let mut acc = RankAccumulator::new(k, &scope);
+    let (mut all, mut at_k, mut p, mut pr, mut n_pr) = (0.0, 0.0, [0.0f64; 4], [0.0f64; 11], 0);
+    let n = 300;
+    for q in 0..n {
+        let len = rng.gen_range(1..40);
+        let share = [0.0, 0.1, 0.5, 1.0][q % 4];
+        let rel: Vec<bool> = (0..len).map(|_| rng.gen::<f64>() < share).collect();
+        acc.push(&rel);
+        all += average_precision(&rel, None);
+        at_k += average_precision(&rel, Some(k));
+        for (s, &c) in p.iter_mut().zip(&scope) {
+            *s += precision_at(&rel, c);
+        }
+        if let Some(curve) = interpolated_pr11(&rel) {
+            n_pr += 1;
+            pr.iter_mut().zip(curve).for_each(|(a, b)| *a += b);
+        }
+    }
+    let got = acc.finish();
+    assert_eq!(got.map_all.to_bits(), (all / n as f64).to_bits(), "MAP@all");
+    assert_eq!(got.map_k.to_bits(), (at_k / n as f64).to_bits(), "MAP@k");
+    for ((c, v), s) in got.precision_scope.iter().zip(p) {
+        assert_eq!(v.to_bits(), (s / n as f64).to_bits(), "P@{c}");
+    }
+    for (j, (a, b)) in got.pr11.iter().zip(pr).enumerate() {
+        assert_eq!(a.to_bits(), (b / n_pr as f64).to_bits(), "PR point {j}");
+    }
+    assert_eq!(got.no_relevant, n - n_pr);
+}

@@ -243,3 +243,63 @@ fn max_tokens_truncates_bags_of_words_only() {
     let q = tgcn::pipeline::tokenize_query(&short_cfg, "a b c d e");
     assert_eq!(q, ["a", "b", "c"]);
 }
+
+/// The graph and L̃ built by sorting triplets equal a map-based construction written here
+/// (edge both ways, the later write of an edge wins; L = I − D^−1/2 A D^−1/2 dense;
+/// L̃ = L − I for λmax = 2), with Gaussian weights and self-loops so that every entry differs.
+#[test]
+fn graph_and_laplacian_match_a_map_based_reference() {
+    use std::collections::BTreeMap;
+    tch::manual_seed(11);
+    let (n, k) = (30, 4);
+    let x: Vec<f32> = Vec::try_from(Tensor::randn([(n * 5) as i64], (Kind::Float, Device::Cpu))).unwrap();
+    let knn = cosine_knn(&x, n, 5, k, 8, Device::Cpu).unwrap();
+    for (weighting, self_loops) in [(EdgeWeighting::Binary, false), (EdgeWeighting::Gaussian, true)] {
+        let g = Graph::from_knn(&knn, weighting, self_loops);
+        let plain = Graph::from_knn(&knn, EdgeWeighting::Gaussian, false);
+        let mut m: BTreeMap<(usize, usize), f32> = BTreeMap::new();
+        for i in 0..n {
+            for r in 0..k {
+                let j = knn.indices[i * k + r];
+                let w = match weighting {
+                    EdgeWeighting::Binary => 1.0,
+                    // The weights themselves come from from_knn (σ is its business).
+                    EdgeWeighting::Gaussian => plain.entries.iter().find(|e| (e.0, e.1) == (i, j)).unwrap().2,
+                };
+                m.insert((i, j), w);
+                m.insert((j, i), w);
+            }
+        }
+        if self_loops {
+            for i in 0..n {
+                m.insert((i, i), 1.0);
+            }
+        }
+        let want: Vec<(usize, usize, f32)> = m.into_iter().map(|((i, j), w)| (i, j, w)).collect();
+        if weighting == EdgeWeighting::Binary {
+            assert_eq!(g.entries, want, "binary graph");
+        } else {
+            let keys = |v: &[(usize, usize, f32)]| v.iter().map(|e| (e.0, e.1)).collect::<Vec<_>>();
+            assert_eq!(keys(&g.entries), keys(&want), "gaussian graph: the same edges");
+        }
+        let mut deg = vec![0.0f64; n];
+        g.entries.iter().for_each(|&(i, _, w)| deg[i] += w as f64);
+        let mut dense = vec![0.0f64; n * n];
+        for i in 0..n {
+            dense[i * n + i] = 1.0;
+        }
+        for &(i, j, w) in &g.entries {
+            dense[i * n + j] -= w as f64 / (deg[i].sqrt() * deg[j].sqrt());
+        }
+        let l = normalized_laplacian(&g).unwrap();
+        let diff = l.to_dense().iter().zip(&dense).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(diff < 1e-12, "L differs by {diff}");
+        let (lt, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
+        (0..n).for_each(|i| dense[i * n + i] -= 1.0);
+        let diff = lt.to_dense().iter().zip(&dense).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(diff < 1e-12, "L̃ differs by {diff}");
+        let sorted = lt.rows.iter().zip(&lt.cols).collect::<Vec<_>>();
+        assert!(sorted.windows(2).all(|w| w[0] < w[1]), "L̃ entries sorted, no duplicates");
+        assert!(lt.vals.iter().all(|&v| v != 0.0), "no stored zeros");
+    }
+}

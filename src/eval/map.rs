@@ -87,6 +87,10 @@ pub struct RankAccumulator {
     sum_p: Vec<f64>,
     sum_pr: [f64; 11],
     n_pr: usize,
+    /// Scratch of `push`: precision at each relevant rank, and hits within the top r + 1
+    /// for r below the largest precision cut.
+    hit_precision: Vec<f64>,
+    hits_prefix: Vec<usize>,
 }
 
 impl RankAccumulator {
@@ -100,21 +104,65 @@ impl RankAccumulator {
             sum_p: vec![0.0; scope.len()],
             sum_pr: [0.0; 11],
             n_pr: 0,
+            hit_precision: Vec::new(),
+            hits_prefix: Vec::new(),
         }
     }
 
     /// Adds one query's ranked relevance list (the whole database, in rank order).
+    ///
+    /// One pass gives every metric, each summed in the same order as the one-metric
+    /// functions above ([`average_precision`], [`precision_at`], [`interpolated_pr11`]), so
+    /// the results are bit-identical to theirs: the 11-point curve only needs the
+    /// precision at each relevant rank, since the interpolated precision at a recall level
+    /// is the best precision at or after the hit that first reaches it.
     pub fn push(&mut self, rel: &[bool]) {
         self.n += 1;
-        self.sum_all += average_precision(rel, None);
-        self.sum_k += average_precision(rel, Some(self.k));
-        for (s, &k) in self.sum_p.iter_mut().zip(&self.scope) {
-            *s += precision_at(rel, k);
+        let cut_k = self.k.min(rel.len());
+        let (mut hits, mut sum) = (0usize, 0.0f64);
+        let (mut hits_k, mut sum_k) = (0usize, 0.0f64);
+        self.hit_precision.clear();
+        self.hits_prefix.clear();
+        let max_cut = self.scope.iter().copied().max().unwrap_or(0);
+        for (r, &is_rel) in rel.iter().enumerate() {
+            if r == cut_k {
+                (hits_k, sum_k) = (hits, sum);
+            }
+            if is_rel {
+                hits += 1;
+                let p = hits as f64 / (r + 1) as f64;
+                sum += p;
+                self.hit_precision.push(p);
+            }
+            if r < max_cut {
+                self.hits_prefix.push(hits);
+            }
         }
-        if let Some(pr) = interpolated_pr11(rel) {
+        if cut_k == rel.len() {
+            (hits_k, sum_k) = (hits, sum);
+        }
+        self.sum_all += if hits == 0 { 0.0 } else { sum / hits as f64 };
+        self.sum_k += if hits_k == 0 { 0.0 } else { sum_k / hits_k as f64 };
+        for (s, &k) in self.sum_p.iter_mut().zip(&self.scope) {
+            // A cut beyond the list counts the whole list (missing ranks are misses).
+            let h = if k == 0 { 0 } else { self.hits_prefix.get(k - 1).copied().unwrap_or(hits) };
+            *s += h as f64 / k as f64;
+        }
+        if hits > 0 {
             self.n_pr += 1;
-            for (a, b) in self.sum_pr.iter_mut().zip(pr) {
-                *a += b;
+            // Suffix maxima of the precision at each hit.
+            let hp = &mut self.hit_precision;
+            for i in (0..hp.len().saturating_sub(1)).rev() {
+                hp[i] = hp[i].max(hp[i + 1]);
+            }
+            let mut h = 0usize;
+            for (j, slot) in self.sum_pr.iter_mut().enumerate() {
+                let level = j as f64 / 10.0;
+                // The first hit count whose recall reaches the level (tolerance as above).
+                while (h as f64 / hits as f64) + 1e-12 < level {
+                    h += 1;
+                }
+                *slot += hp[h.saturating_sub(1)];
             }
         }
     }

@@ -34,9 +34,9 @@ pub fn cosine_knn(vectors: &[f32], n: usize, dim: usize, k: usize, chunk: usize,
     while start < n {
         let end = (start + chunk).min(n);
         let rows = x.narrow(0, start as i64, (end - start) as i64);
-        let s = rows.mm(&xt); // [rows, V]
+        let mut s = rows.mm(&xt); // [rows, V]
         let diag = Tensor::arange_start(start as i64, end as i64, (Kind::Int64, device)).unsqueeze(1);
-        let s = s.scatter_value(1, &diag, f64::NEG_INFINITY);
+        let _ = s.scatter_value_(1, &diag, f64::NEG_INFINITY); // in place: no copy of the chunk
         let (vals, idx) = s.topk(k as i64, 1, true, true);
         let idx: Vec<i64> = Vec::<i64>::try_from(idx.to_device(Device::Cpu).flatten(0, -1))?;
         let vals: Vec<f32> = Vec::<f32>::try_from(vals.to_device(Device::Cpu).flatten(0, -1))?;

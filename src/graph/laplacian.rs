@@ -9,7 +9,6 @@
 use crate::graph::word_graph::Graph;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,9 +30,19 @@ pub struct Coo {
 }
 
 impl Coo {
-    fn from_map(n: usize, m: BTreeMap<(usize, usize), f64>) -> Coo {
+    /// Sums the triplets of each (row, col) in the order given (a stable sort keeps it, so
+    /// the sums are those of accumulating into a map in that order) and drops exact zeros.
+    fn from_triplets(n: usize, mut t: Vec<(usize, usize, f64)>) -> Coo {
+        t.sort_by_key(|&(i, j, _)| (i, j));
         let mut c = Coo { n, rows: vec![], cols: vec![], vals: vec![] };
-        for ((i, j), v) in m {
+        let mut k = 0;
+        while k < t.len() {
+            let (i, j, mut v) = t[k];
+            k += 1;
+            while k < t.len() && (t[k].0, t[k].1) == (i, j) {
+                v += t[k].2;
+                k += 1;
+            }
             if v != 0.0 {
                 c.rows.push(i as i64);
                 c.cols.push(j as i64);
@@ -80,6 +89,12 @@ impl Coo {
 /// Call it inside the forward pass: a traced closure can build it, but cannot capture a
 /// sparse tensor.
 pub fn sparse_tensor(indices: &Tensor, values: &Tensor, n: usize) -> Tensor {
+    extern "C" {
+        fn tgcn_spend_csr_beta_warning();
+    }
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    // SAFETY: a plain libtorch call with no arguments (csrc/fused_adam.cpp).
+    QUIET.call_once(|| unsafe { tgcn_spend_csr_beta_warning() });
     Tensor::sparse_coo_tensor_indices_size(indices, values, [n as i64, n as i64], (Kind::Float, values.device()), true)
         .to_sparse_csr(None)
 }
@@ -93,14 +108,9 @@ pub fn normalized_laplacian(g: &Graph) -> Result<Coo> {
         deg[i] += w as f64;
     }
     let inv_sqrt: Vec<f64> = deg.iter().map(|&d| if d > 0.0 { 1.0 / d.sqrt() } else { 0.0 }).collect();
-    let mut m = BTreeMap::new();
-    for i in 0..g.n {
-        m.insert((i, i), 1.0);
-    }
-    for &(i, j, w) in &g.entries {
-        *m.entry((i, j)).or_insert(0.0) -= inv_sqrt[i] * w as f64 * inv_sqrt[j];
-    }
-    Ok(Coo::from_map(g.n, m))
+    let mut t: Vec<(usize, usize, f64)> = (0..g.n).map(|i| (i, i, 1.0)).collect();
+    t.extend(g.entries.iter().map(|&(i, j, w)| (i, j, -(inv_sqrt[i] * w as f64 * inv_sqrt[j]))));
+    Ok(Coo::from_triplets(g.n, t))
 }
 
 /// Largest eigenvalue of a symmetric PSD matrix by power iteration (deterministic start).
@@ -133,14 +143,15 @@ pub fn power_iteration(m: &Coo, max_iter: usize, tol: f64) -> f64 {
 
 /// L̃ = 2L/λmax − I.
 pub fn rescale(l: &Coo, lambda_max: f64) -> Coo {
-    let mut m = BTreeMap::new();
-    for ((&i, &j), &v) in l.rows.iter().zip(&l.cols).zip(&l.vals) {
-        *m.entry((i as usize, j as usize)).or_insert(0.0) += 2.0 * v / lambda_max;
-    }
-    for i in 0..l.n {
-        *m.entry((i, i)).or_insert(0.0) -= 1.0;
-    }
-    Coo::from_map(l.n, m)
+    let mut t: Vec<(usize, usize, f64)> = l
+        .rows
+        .iter()
+        .zip(&l.cols)
+        .zip(&l.vals)
+        .map(|((&i, &j), &v)| (i as usize, j as usize, 2.0 * v / lambda_max))
+        .collect();
+    t.extend((0..l.n).map(|i| (i, i, -1.0)));
+    Coo::from_triplets(l.n, t)
 }
 
 /// The rescaled Laplacian of `g` and the λmax used.

@@ -8,7 +8,6 @@
 use crate::graph::knn::Knn;
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -50,7 +49,9 @@ impl Graph {
             EdgeWeighting::Binary => 1.0f32,
             EdgeWeighting::Gaussian => (-(dist2(s) as f64) / sigma2).exp() as f32,
         };
-        let mut m: BTreeMap<(usize, usize), f32> = BTreeMap::new();
+        // Both directions of every neighbour edge; where an edge comes twice (i and j list
+        // each other), the later write wins, as in a map.
+        let mut t: Vec<(usize, usize, f32)> = Vec::with_capacity(2 * knn.n * knn.k + knn.n);
         for i in 0..knn.n {
             for r in 0..knn.k {
                 let j = knn.indices[i * knn.k + r];
@@ -58,16 +59,22 @@ impl Graph {
                     continue;
                 }
                 let w = weight(knn.sims[i * knn.k + r]);
-                m.insert((i, j), w);
-                m.insert((j, i), w);
+                t.push((i, j, w));
+                t.push((j, i, w));
             }
         }
         if self_loops {
-            for i in 0..knn.n {
-                m.insert((i, i), 1.0);
+            t.extend((0..knn.n).map(|i| (i, i, 1.0)));
+        }
+        t.sort_by_key(|&(i, j, _)| (i, j)); // stable: writes of one edge stay in order
+        let mut entries: Vec<(usize, usize, f32)> = Vec::with_capacity(t.len());
+        for e in t {
+            match entries.last_mut() {
+                Some(last) if (last.0, last.1) == (e.0, e.1) => *last = e,
+                _ => entries.push(e),
             }
         }
-        Graph { n: knn.n, entries: m.into_iter().map(|((i, j), w)| (i, j, w)).collect() }
+        Graph { n: knn.n, entries }
     }
 
     /// Every entry names two of the `n` vertices and has a finite weight: what the
