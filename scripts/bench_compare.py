@@ -219,9 +219,10 @@ def skipgram_case(d, warmup, repeats, threads):
     return times, f"gensim {__import__('gensim').__version__}, {threads} workers: {tokens * 5 / med:.0f} tokens/s"
 
 
-def knn_case(d, warmup, repeats, k=8, chunk=4096):
+def knn_case(d, warmup, repeats, k=8):
     import torch
 
+    chunk = json.loads((d / "meta.json").read_text())["knn_chunk"]  # the Rust config's `graph.knn_chunk`
     x = load(d, "vectors").float()
     n = x.shape[0]
 
@@ -242,7 +243,7 @@ def knn_case(d, warmup, repeats, k=8, chunk=4096):
         # L̃ = 2L/λmax − I with λmax = 2: −D^−1/2 A D^−1/2
         return torch.sparse_coo_tensor(ai, -av * dinv[ai[0]] * dinv[ai[1]], (n, n)).coalesce()
 
-    return timed(warmup, repeats, one), f"{n} words x {x.shape[1]}-d, k = {k}"
+    return timed(warmup, repeats, one), f"{n} words x {x.shape[1]}-d, k = {k}, chunks of {chunk} rows"
 
 
 def rank_case(d, warmup, repeats, chunk=256, k=100, scope=(1, 5, 10, 20, 50, 100, 200, 500)):
@@ -373,7 +374,7 @@ def driver(a):
         table.append(f"| {label} | {fmt(r)} | {fmt(p)} | **{r / p:.2f}×** | {tuned} | {n} |")
     table += ["", "PyTorch (reference): as ../shared/REFERENCE-NOTES.md describes it (COO `torch.sparse.mm`, "
               "for-loop `torch.optim.Adam`; gensim for skip-gram). PyTorch tuned: CSR L̃ and `fused=True`.", "",
-              "Details:"]
+              "Details (each side's last round):"]
     for label, *_, det in rows:
         table.append(f"- {label}: " + "; ".join(f"{s}: {d}" for s, d in det.items()))
     text = "\n".join(table) + "\n"

@@ -25,6 +25,9 @@
 #   PAIRS=20000                       sampled pairs of the one training epoch
 #   RANK_QUERIES=2000 RANK_DB=100000  the ranking benchmark (RANK_QUERIES is a timed subset)
 #   NICE=0                            niceness of every measured command
+#   VALIDATION_ONLY=0                 1: `tgcn train --validation-only` (test split withheld:
+#                                     no untrained or test evaluation; on 2 cores those take
+#                                     hours at full size, and the rank row gives their rate)
 # Small-scale check: NUS_IMAGES=20000 NUS_OUT=/tmp/nus20k BENCH_OUT=/tmp/bs RANK_DB=20000 \
 #   NICE=19 scripts/bench_scale.sh
 set -euo pipefail
@@ -39,6 +42,9 @@ PAIRS=${PAIRS:-20000}
 RANK_QUERIES=${RANK_QUERIES:-2000}
 RANK_DB=${RANK_DB:-100000}
 NICE=${NICE:-0}
+VALIDATION_ONLY=${VALIDATION_ONLY:-0}
+train_flags=()
+[[ $VALIDATION_ONLY == 1 ]] && train_flags+=(--validation-only)
 BIN=target/release/tgcn
 PY=.venv/bin/python
 export LIBTORCH_USE_PYTORCH=1
@@ -86,18 +92,18 @@ for conf in $CONFIGS; do
     --last test_eval -- \
     "$BIN" train --dataset nus-wide "${sets[@]}" --set "name=bench-$conf" --set train.epochs=1 \
     --set train.pairs=sampled --set "train.pairs_per_epoch=$PAIRS" --set export.enabled=false \
-    --runs "$BENCH_OUT/runs"
+    --runs "$BENCH_OUT/runs" "${train_flags[@]}"
 done
 
 # 3. Ranking alone.
 measure rank -- "$BIN" bench --device "$DEVICE" --only rank --rank-queries "$RANK_QUERIES" --rank-db "$RANK_DB"
 
 # The table.
-"$PY" - "$BENCH_OUT" "$CONFIGS" "$PAIRS" "$RANK_QUERIES" "$RANK_DB" "$DEVICE" "$NUS_IMAGES" <<'EOF' | tee "$BENCH_OUT/table.md"
+"$PY" - "$BENCH_OUT" "$CONFIGS" "$PAIRS" "$RANK_QUERIES" "$RANK_DB" "$DEVICE" "$NUS_IMAGES" "$VALIDATION_ONLY" <<'EOF' | tee "$BENCH_OUT/table.md"
 import json, re, sys
 from pathlib import Path
 
-out, configs, pairs, rq, rdb, device, images = sys.argv[1:]
+out, configs, pairs, rq, rdb, device, images, vonly = sys.argv[1:]
 out, pairs, rq, rdb = Path(out), int(pairs), int(rq), int(rdb)
 rows, bar = [], []
 
@@ -133,7 +139,10 @@ for conf in configs.split():
         else:
             row(label, conf, items, s["wall_s"], s["peak_rss_gib"])
     stage("load", "train: load, vocabulary, graph", f"{n:,} items")
-    stage("untrained_eval", "train: untrained eval (test_vs_test) + val", f"{te:,} + {va:,} queries")
+    if vonly == "1":
+        stage("untrained_eval", "train: untrained val eval", f"{va:,} queries")
+    else:
+        stage("untrained_eval", "train: untrained eval (test_vs_test) + val", f"{te:,} + {va:,} queries")
     ep = st["epoch"]
     if not ep.get("missing"):
         m = re.search(r"pairs/s\s+([\d.]+)s", ep["end_line"])
@@ -143,7 +152,10 @@ for conf in configs.split():
             None if secs is None else ep["wall_s"] - secs, ep["peak_rss_gib"])
     else:
         row("train: epoch", conf, f"{pairs:,} pairs", None, None)
-    stage("test_eval", "eval: test_vs_test + test_vs_train, both directions", f"{te:,} queries × {te:,} / {tr:,}")
+    if vonly == "1":
+        row("eval: test (not run: --validation-only; see the rank rows)", conf, f"{te:,} queries", None, None)
+    else:
+        stage("test_eval", "eval: test_vs_test + test_vs_train, both directions", f"{te:,} queries × {te:,} / {tr:,}")
     row("tgcn train, whole process (exact peak)", conf, f"{n:,} items", t["wall_s"], t["peak_rss_gib"])
     bar.append((f"train+eval {conf}", t["peak_rss_gib"]))
 
@@ -163,6 +175,9 @@ for r_ in rows:
     print("| " + " | ".join(str(c) for c in r_) + " |")
 print()
 print("Peak RSS: whole commands exact (getrusage); stages inside `tgcn train` sampled every 0.1 s.")
+if vonly == "1":
+    print("VALIDATION_ONLY=1: `tgcn train --validation-only`, so no untrained or test evaluation ran (—);")
+    print("the rank rows give the evaluation's rate against the full database.")
 print("One ranking pass gives MAP@100 and MAP@all together (a full stable sort per query); an")
 print("evaluation runs it twice per protocol (i2t, t2i).")
 if m:

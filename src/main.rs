@@ -31,6 +31,10 @@ enum Cmd {
         /// Stop cleanly after this epoch; continue later with --resume.
         #[arg(long)]
         stop_after_epoch: Option<usize>,
+        /// Train and select on validation with the test split withheld: no test
+        /// evaluation, curves or export (what each `tgcn sweep` trial does).
+        #[arg(long, conflicts_with = "resume")]
+        validation_only: bool,
     },
     /// A hyper-parameter search that selects on validation only (no trial reads the test split).
     ///
@@ -300,8 +304,8 @@ impl ConfigArgs {
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Train { config, runs, dry_run, resume, stop_after_epoch } => {
-            let opts = tgcn::train::TrainOptions { stop_after_epoch, ..Default::default() };
+        Cmd::Train { config, runs, dry_run, resume, stop_after_epoch, validation_only } => {
+            let opts = tgcn::train::TrainOptions { stop_after_epoch, validation_only, ..Default::default() };
             if let Some(run) = resume {
                 tgcn::train::resume(&run, &opts)?;
                 return Ok(());

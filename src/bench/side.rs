@@ -117,7 +117,7 @@ pub fn run(cfg: &Config, case: &str, dir: &Path, cache: &Path, warmup: usize, re
                 rescaled_laplacian(&Graph::from_knn(&knn, g.weighting, g.self_loops), g.lambda_max)?;
                 Ok(())
             })?;
-            (times, format!("{n} words x {d}-d, k = {}", g.k))
+            (times, format!("{n} words x {d}-d, k = {}, chunks of {} rows", g.k, g.knn_chunk))
         }
         "rank" => {
             let (t, i, lab) = (read(dir, "test_text")?, read(dir, "test_image")?, read(dir, "test_labels")?);
@@ -164,6 +164,7 @@ fn write_workload(cfg: &Config, dir: &Path, cache: &Path) -> Result<String> {
         "classes": data.classes.len(),
         "multi_label": data.multi_label,
         "corpus_tokens": ds.train.iter().map(|&i| ds.items[i].tokens.len()).sum::<usize>(),
+        "knn_chunk": cfg.graph.knn_chunk,
     });
     crate::files::write_json(&dir.join("meta.json"), &meta)?;
     Ok(format!("{} (V = {v}, {} train, {m} test) in {}", data.dataset_name, data.train.len(), dir.display()))
