@@ -6,6 +6,7 @@
 // update reads and writes each of them several times. Step counts are one float tensor
 // per parameter holding the step being taken (torch.optim increments them before the call).
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <exception>
 #include <string>
@@ -27,6 +28,7 @@ int tgcn_fused_adam(at::Tensor** params, at::Tensor** grads, at::Tensor** m, at:
                     at::Tensor** steps, int n, double lr, double beta1, double beta2,
                     double weight_decay, double eps, int decoupled) {
   try {
+    c10::NoGradGuard no_grad;  // an optimizer update, as torch.optim runs it
     auto p = list(params, n), g = list(grads, n), ms = list(m, n), vs = list(v, n),
          st = list(steps, n);
     std::vector<at::Tensor> max_v;  // amsgrad off
