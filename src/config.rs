@@ -144,27 +144,27 @@ pub struct LossConfig {
     /// `c · l2_loss(p)` is `c · Σ p² / 2`: the same term with `l2` = c / 2.
     pub l2: f64,
     /// Put the FC biases in the L2 term too (as the authors' TF code does).
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub l2_biases: bool,
     /// Weight of the global loss (the authors' objective) in the total.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub global: f64,
     /// Weight of the in-batch multi-positive InfoNCE term (`train.pairs: in_batch` only).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub contrastive: f64,
     /// Temperature τ of the contrastive term (scores / τ).
     #[serde(default = "default_temperature", skip_serializing_if = "is_default_temperature")]
     pub temperature: f64,
     /// Learn τ (as log τ, starting from `temperature`) with the rest of the model.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub learn_temperature: bool,
     /// Weight of the label loss: one linear classifier shared by both towers' embeddings,
     /// softmax cross-entropy on single-label data, binary cross-entropy on multi-label data.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub label: f64,
     /// Weight of the modality-invariance term: mean ‖t − i‖² between an item's text and
     /// image embedding, as the scorer compares them (`train.pairs: in_batch` only).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub invariance: f64,
 }
 
@@ -175,12 +175,6 @@ fn one() -> f64 {
 }
 fn is_one(v: &f64) -> bool {
     *v == 1.0
-}
-fn is_false(v: &bool) -> bool {
-    !*v
-}
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
 }
 fn default_temperature() -> f64 {
     0.1
@@ -207,10 +201,10 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "Schedule::is_exp")]
     pub schedule: Schedule,
     /// Epochs of linear warm-up (lr · e / warmup_epochs) before the schedule.
-    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero_usize")]
     pub warmup_epochs: usize,
     /// Decoupled weight decay (AdamW: θ ← θ · (1 − lr · wd) before each Adam step); 0 is Adam.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub weight_decay: f64,
     /// Early stopping: stop when validation mean MAP@all has not improved for this many
     /// evaluations in a row; the best checkpoint is then tested. Absent: never.
@@ -234,10 +228,6 @@ impl Schedule {
     fn is_exp(&self) -> bool {
         *self == Schedule::Exp
     }
-}
-
-fn is_zero_usize(v: &usize) -> bool {
-    *v == 0
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

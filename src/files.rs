@@ -1,5 +1,6 @@
-//! Leaf helpers every stage may use: atomic writes, JSON files and SHA-256 digests.
-//! Nothing here imports from the crate, so any stage can depend on it without a circle.
+//! Leaf helpers every stage may use: atomic writes, JSON files, SHA-256 digests and the
+//! serde skip helpers of the configs. Nothing here imports from the crate, so any stage can
+//! depend on it without a circle.
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -22,4 +23,18 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// serde `skip_serializing_if` helpers: a setting at its default is left out of saved YAML,
+/// so configs written before the setting existed keep their hash.
+pub fn is_false(v: &bool) -> bool {
+    !*v
+}
+
+pub fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+pub fn is_zero_usize(v: &usize) -> bool {
+    *v == 0
 }

@@ -7,7 +7,7 @@ fn base() -> Layer {
     Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()
 }
 
-fn err(layers: &[Layer]) -> String {
+pub fn err(layers: &[Layer]) -> String {
     format!("{:#}", Config::from_layers(layers).unwrap_err())
 }
 

@@ -9,6 +9,14 @@ use tgcn::config::{Config, Layer};
 use tgcn::train::Summary;
 
 /// A small synthetic config that trains in seconds on 2 cores.
+/// Trains `cfg` under `root`: the summary, and the test mean MAP@all (default protocol)
+/// before any step and of the best checkpoint.
+fn train_and_maps(cfg: &Config, root: &Path) -> (Summary, f64, f64) {
+    let s = tgcn::train::train(cfg, root, &Default::default()).unwrap().summary().unwrap();
+    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
+    (s, before, after)
+}
+
 fn small_cfg(sets: &[&str]) -> Config {
     let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
     for s in [
@@ -195,8 +203,7 @@ fn multilabel_contrastive_trains_and_logs_its_term() {
         "loss.temperature=0.1",
         "export.enabled=false",
     ]);
-    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
+    let (s, before, after) = train_and_maps(&cfg, &root);
     assert!(after > before + 0.1, "contrastive: trained {after:.4} vs untrained {before:.4}");
     let names: std::collections::BTreeSet<String> =
         read_csv_rows(&s.run.join("metrics.csv")).into_iter().map(|r| r[2].clone()).collect();
@@ -339,8 +346,7 @@ fn composed_objectives_train_with_step_budget() {
         "loss.l2=1e-4",
         "export.enabled=false",
     ]);
-    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
+    let (s, before, after) = train_and_maps(&cfg, &root);
     assert!(after > before + 0.08, "trained {after:.4} vs untrained {before:.4}");
     let rows = read_csv_rows(&s.run.join("metrics.csv"));
     for term in ["contrastive", "label", "invariance", "l2"] {
@@ -364,14 +370,13 @@ fn composed_objectives_train_with_step_budget() {
 
     let cfg =
         small_cfg(&["loss.global=0", "loss.label=1", "model.scorer=cosine", "train.epochs=3", "export.enabled=false"]);
-    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    let (before, after) = (s.untrained_test.as_ref().unwrap().map_all_mean(), s.test[0].map_all_mean());
+    let (_, before, after) = train_and_maps(&cfg, &root);
     assert!(after > before + 0.1, "label loss alone: trained {after:.4} vs untrained {before:.4}");
 
     let refused = |sets: &[&str], part: &str| {
         let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
         layers.extend(sets.iter().map(|s| Layer::from_set(s).unwrap()));
-        let e = format!("{:#}", Config::from_layers(&layers).unwrap_err());
+        let e = crate::config_tests::err(&layers);
         assert!(e.contains(part), "{sets:?}: {e}");
     };
     refused(&["loss.invariance=1"], "needs `train.pairs: in_batch`");

@@ -87,17 +87,17 @@ pub struct TextTowerConfig {
     #[serde(default, skip_serializing_if = "BowInput::is_counts")]
     pub input: BowInput,
     /// Row L2 normalisation of the transformed bag of words.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub input_l2: bool,
     /// Dropout on the (transformed) word inputs, while training.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub input_dropout: f64,
     /// Dropout after each hidden FC layer, while training.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub dropout: f64,
     /// `gcn` only: feed the FC layers the graph features and the bag of words side by side
     /// (`[B, V·F + V]`), so that the graph adds to the bag of words rather than replacing it.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub concat_bow: bool,
 }
 
@@ -117,12 +117,6 @@ impl BowInput {
 }
 
 // Defaults are left out of the saved YAML, so configs from before these keys keep their hash.
-fn is_false(v: &bool) -> bool {
-    !*v
-}
-fn is_zero(v: &f64) -> bool {
-    *v == 0.0
-}
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -145,7 +139,7 @@ pub struct ImageTowerConfig {
     /// Hidden sizes of the image MLP before the embedding layer.
     pub hidden: Vec<usize>,
     /// Dropout after each hidden layer, while training.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub dropout: f64,
 }
 
