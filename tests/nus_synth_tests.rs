@@ -99,18 +99,24 @@ print(json.dumps({c: {"all": head(f"AllLabels/Labels_{c}.txt", n),
                       "test": head(f"TrainTestLabels/Labels_{c}_Test.txt", ns)} for c in sys.argv[5:]}))
 "#;
 
-#[test]
-fn nus_synth_with_real_labels_and_official_split() {
-    let (Some(py), Some(shared)) = (venv_python(), shared_data("nus-wide")) else { return };
+/// The venv's python and the official inputs the generator reads (Groundtruth.zip,
+/// TagList1k.txt, Concepts81.txt under ../shared/data/nus-wide); None, with a message,
+/// where either is absent.
+fn real_inputs() -> Option<(PathBuf, [String; 3])> {
+    let (py, shared) = (venv_python()?, shared_data("nus-wide")?);
     let zip = shared.join("Groundtruth.zip");
     if !zip.is_file() {
         eprintln!("SKIP: {} is absent", zip.display());
-        return;
+        return None;
     }
+    let path = |p: PathBuf| p.display().to_string();
+    Some((py, [path(zip), path(shared.join("TagList1k.txt")), path(shared.join("Concepts81.txt"))]))
+}
+
+#[test]
+fn nus_synth_with_real_labels_and_official_split() {
+    let Some((py, [zip_s, tags_s, concepts_s])) = real_inputs() else { return };
     let dir = temp_dir("nus_synth_real");
-    let zip_s = zip.display().to_string();
-    let tags_s = shared.join("TagList1k.txt").display().to_string();
-    let concepts_s = shared.join("Concepts81.txt").display().to_string();
     let n_s = IMAGES.to_string();
     let args = [
         "--groundtruth",
@@ -225,16 +231,8 @@ fn nus_synth_without_groundtruth_loads_and_is_seeded() {
 #[test]
 #[ignore = "slow, real data: writes the full 0.9 GB synthetic layout (make test-slow)"]
 fn nus_synth_full_real_corrupt_lake_line() {
-    let (Some(py), Some(shared)) = (venv_python(), shared_data("nus-wide")) else { return };
-    let zip = shared.join("Groundtruth.zip");
-    if !zip.is_file() {
-        eprintln!("SKIP: {} is absent", zip.display());
-        return;
-    }
+    let Some((py, [zip_s, tags_s, concepts_s])) = real_inputs() else { return };
     let dir = temp_dir("nus_synth_full");
-    let zip_s = zip.display().to_string();
-    let tags_s = shared.join("TagList1k.txt").display().to_string();
-    let concepts_s = shared.join("Concepts81.txt").display().to_string();
     generate(&py, &dir, &["--groundtruth", &zip_s, "--tags", &tags_s, "--concepts", &concepts_s]);
     let text = std::fs::read_to_string(dir.join("SYNTHETIC.txt")).unwrap();
     assert!(text.contains("Labels_lake_Train.txt line 78373 is '-1130179'"), "{text}");

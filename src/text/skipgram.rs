@@ -197,27 +197,6 @@ pub unsafe fn sgd_pair_avx2(
     sgd_pair(u, w_out, targets, lr, table, neu1e, loss)
 }
 
-/// One pair's step with the widest build this CPU runs.
-#[allow(clippy::too_many_arguments)]
-fn sgd_pair_dispatch(
-    avx2: bool,
-    u: &mut [f32],
-    w_out: &mut [f32],
-    targets: &[u32],
-    lr: f32,
-    table: &[f32],
-    neu1e: &mut [f32],
-    loss: bool,
-) -> Option<f64> {
-    #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        // SAFETY: `avx2` is true only where `is_x86_feature_detected!("avx2")` said so.
-        return unsafe { sgd_pair_avx2(u, w_out, targets, lr, table, neu1e, loss) };
-    }
-    let _ = avx2;
-    sgd_pair(u, w_out, targets, lr, table, neu1e, loss)
-}
-
 /// Trains skip-gram vectors on `texts` (token lists). Returns the input vectors of every
 /// word seen at least `min_count` times, most frequent first.
 pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64) -> Result<WordVectors> {
@@ -254,10 +233,12 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64) -> R
     let mut w_in: Vec<f32> = (0..n_words * d).map(|_| rng.gen_range(-half..half)).collect();
     let mut w_out = vec![0f32; n_words * d];
     let table = sigmoid_table();
+    // The widest build of the step this CPU runs, chosen once.
+    type Step = unsafe fn(&mut [f32], &mut [f32], &[u32], f32, &[f32], &mut [f32], bool) -> Option<f64>;
     #[cfg(target_arch = "x86_64")]
-    let avx2 = std::arch::is_x86_feature_detected!("avx2");
+    let step: Step = if std::arch::is_x86_feature_detected!("avx2") { sgd_pair_avx2 } else { sgd_pair };
     #[cfg(not(target_arch = "x86_64"))]
-    let avx2 = false;
+    let step: Step = sgd_pair;
     let mut neu1e = vec![0f32; d];
     let mut targets: Vec<u32> = Vec::with_capacity(1 + k);
     let mut kept: Vec<u32> = Vec::new();
@@ -307,7 +288,8 @@ pub fn train_skipgram(texts: &[&[String]], cfg: &SkipgramConfig, seed: u64) -> R
                     let c = c as usize;
                     let u = &mut w_in[c * d..(c + 1) * d];
                     let sample = epoch_pairs.is_multiple_of(64);
-                    let l = sgd_pair_dispatch(avx2, u, &mut w_out, &targets, lr, &table, &mut neu1e, sample);
+                    // SAFETY: `step` is the AVX2 build only where the CPU has AVX2.
+                    let l = unsafe { step(u, &mut w_out, &targets, lr, &table, &mut neu1e, sample) };
                     if let Some(l) = l {
                         ensure!(
                             l.is_finite(),

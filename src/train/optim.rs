@@ -136,12 +136,11 @@ impl Adam {
             }
         }
         for ((wd, l2), group) in &groups {
-            let ptrs = |ts: &mut dyn FnMut(usize) -> CTensor| group.iter().map(|&j| ts(j)).collect::<Vec<_>>();
-            let mut p = ptrs(&mut |j| self.params[j].as_mut_ptr());
-            let mut g = ptrs(&mut |j| grads[j].as_mut().expect("grouped params have grads").as_mut_ptr());
-            let mut m = ptrs(&mut |j| self.m[j].as_mut_ptr());
-            let mut v = ptrs(&mut |j| self.v[j].as_mut_ptr());
-            let mut st = ptrs(&mut |j| self.step_counts[j].as_mut_ptr());
+            let ptrs = |ts: &mut [Tensor]| group.iter().map(|&j| ts[j].as_mut_ptr()).collect::<Vec<CTensor>>();
+            let (mut p, mut m, mut v) = (ptrs(&mut self.params), ptrs(&mut self.m), ptrs(&mut self.v));
+            let mut st = ptrs(&mut self.step_counts);
+            let mut g: Vec<CTensor> =
+                group.iter().map(|&j| grads[j].as_mut().expect("grouped params have grads").as_mut_ptr()).collect();
             let (decay, decoupled) = if *wd > 0.0 { (*wd, 1) } else { (*l2, 0) };
             // SAFETY: every pointer is a live tensor owned by `self` or `grads` for the call;
             // the lists have `group.len()` entries each.
