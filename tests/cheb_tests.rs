@@ -489,3 +489,48 @@ fn adamw_does_not_decay_a_learned_temperature() {
     assert_close(&Vec::<f64>::try_from(w.to_kind(Kind::Double)).unwrap(), &[0.95, 0.95], 1e-6, "w · (1 − lr · wd)");
     assert_eq!(t.double_value(&[]), -2.0, "log τ is not decayed");
 }
+
+/// One input feature takes the broadcast-product path instead of concatenate-then-matmul:
+/// output and gradients against the recurrence written out with the dense fixture L̃ in f64.
+#[test]
+fn one_input_feature_matches_the_dense_recurrence_with_gradients() {
+    let f = fixture("cheb6.json");
+    let g = fixture_graph(&f);
+    let (lt, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
+    let (idx, vals) = lt.to_tensors(Device::Cpu);
+    let lap = sparse_tensor(&idx, &vals, g.n);
+    let n = g.n as i64;
+    let dense = Tensor::from_slice(&floats(&f["Lt_fixed"])).view([n, n]); // f64
+    tch::manual_seed(3);
+    for f_out in [1usize, 4] {
+        let vs = VarStore::new(Device::Cpu);
+        let layer = cheb_conv(vs.root() / "c", 3, 1, f_out, ChebBias::PerFilter, g.n);
+        set(&layer.bias, &(0..f_out).map(|i| 0.1 * i as f64 - 0.05).collect::<Vec<_>>());
+        let x = Tensor::randn([2, n, 1], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let y = layer.forward(&lap, &x);
+        assert_eq!(y.size(), [2, n, f_out as i64]);
+        // The reference, in f64 on dense L̃, with its own leaves for the gradients.
+        let leaf = |t: &Tensor| t.detach().to_kind(Kind::Double).set_requires_grad(true);
+        let (xr, wr, br) = (leaf(&x), layer.lins.iter().map(leaf).collect::<Vec<_>>(), leaf(&layer.bias));
+        let t0 = xr.shallow_clone(); // [B, V, 1]
+        let t1 = dense.matmul(&t0);
+        let t2 = dense.matmul(&t1) * 2.0 - &t0;
+        let want = [t0, t1, t2].iter().zip(&wr).map(|(t, w)| t.matmul(&w.tr())).fold(br.shallow_clone(), |a, t| a + t);
+        let got: Vec<f64> = Vec::try_from(y.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        assert_close(&got, &Vec::<f64>::try_from(want.detach().flatten(0, -1)).unwrap(), 1e-5, "forward");
+        // Gradients of a fixed weighting of the outputs.
+        let c = Tensor::randn(y.size().as_slice(), (Kind::Double, Device::Cpu));
+        (y.to_kind(Kind::Double) * &c).sum(Kind::Double).backward();
+        (want * &c).sum(Kind::Double).backward();
+        let grads = |a: &Tensor, b: &Tensor, what: &str| {
+            let a: Vec<f64> = Vec::try_from(a.grad().to_kind(Kind::Double).flatten(0, -1)).unwrap();
+            let b: Vec<f64> = Vec::try_from(b.grad().flatten(0, -1)).unwrap();
+            assert_close(&a, &b, 1e-4, what);
+        };
+        grads(&x, &xr, "d/dx");
+        grads(&layer.bias, &br, "d/dbias");
+        for (k, (w, r)) in layer.lins.iter().zip(&wr).enumerate() {
+            grads(w, r, &format!("d/dΘ{k} (F_out = {f_out})"));
+        }
+    }
+}
