@@ -294,3 +294,25 @@ fn a_closed_stdout_pipe_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked") && out.status.code() != Some(101), "{:?}: {err}", out.status);
 }
+
+/// A run saved before the batched skip-gram trainer was removed names the commit that can
+/// still rebuild it; any other bad key keeps its plain message.
+#[test]
+fn an_old_run_config_with_skipgram_batch_names_the_commit_that_made_it() {
+    let r = temp_dir("old-skipgram-run").join("run");
+    std::fs::create_dir_all(&r).unwrap();
+    let cfg = cfg_with("configs/synthetic.yaml", &[]).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&cfg.to_yaml().unwrap()).unwrap();
+    v["vectors"]["skipgram"]["batch"] = serde_yaml::Value::from(4096);
+    std::fs::write(r.join("config.yaml"), serde_yaml::to_string(&v).unwrap()).unwrap();
+    std::fs::write(r.join("env.json"), r#"{"git_commit": "1536055d"}"#).unwrap();
+    let e = err(tgcn::run::RunDir::open(&r).unwrap().config());
+    assert!(e.contains("batched skip-gram trainer") && e.contains("commit 1536055d"), "{e}");
+    assert!(e.contains("vectors.skipgram.batch") && e.contains("unknown field `batch`"), "{e}");
+
+    v["vectors"]["skipgram"].as_mapping_mut().unwrap().remove("batch");
+    v["vectors"]["skipgram"]["windw"] = serde_yaml::Value::from(5);
+    std::fs::write(r.join("config.yaml"), serde_yaml::to_string(&v).unwrap()).unwrap();
+    let e = err(tgcn::run::RunDir::open(&r).unwrap().config());
+    assert!(e.contains("unknown field `windw`") && !e.contains("skip-gram trainer"), "{e}");
+}

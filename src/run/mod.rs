@@ -65,7 +65,31 @@ impl RunDir {
     pub fn config(&self) -> Result<Config> {
         let p = self.path.join("config.yaml");
         let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        Config::from_yaml_str(&text, &p.display().to_string())
+        Config::from_yaml_str(&text, &p.display().to_string()).map_err(|e| self.explain_old_config(&text, e))
+    }
+
+    /// A run saved before the batched skip-gram trainer was replaced (its config has
+    /// `vectors.skipgram.batch`) cannot be rebuilt by this version: its word vectors, hence
+    /// its word graph, came from the other trainer. Say so, with the commit that made it.
+    fn explain_old_config(&self, text: &str, e: anyhow::Error) -> anyhow::Error {
+        let old = serde_yaml::from_str::<serde_yaml::Value>(text)
+            .ok()
+            .and_then(|v| v.get("vectors")?.get("skipgram")?.get("batch").cloned())
+            .is_some();
+        if !old {
+            return e;
+        }
+        let commit = std::fs::read_to_string(self.join("env.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["git_commit"].as_str().map(String::from))
+            .unwrap_or_else(|| "unknown (no env.json)".into());
+        e.context(format!(
+            "run {} was trained with the batched skip-gram trainer (`vectors.skipgram.batch`), which this \
+             version replaced by word2vec.c's sequential SGD: its word graph cannot be rebuilt here. \
+             Evaluate, export or resume it with the version that made it, commit {commit}",
+            self.path.display()
+        ))
     }
 
     /// The cache folder this run was trained with, from its `env.json` (`cache_dir`),
