@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-scale clean-venv
+.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-sparse bench-scale clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -91,6 +91,9 @@ nus-wide-synth: venv ## synthetic NUS-WIDE layout (real labels): [NUS_OUT=runs/d
 # The PyTorch side (scripts/bench_compare.py) installs gensim into the venv on first use.
 bench-compare: build ## Rust vs PyTorch alternated in one run: train steps, skip-gram vs gensim, kNN, ranking (ARGS="--rounds 3")
 	$(PY) scripts/bench_compare.py $(ARGS)
+
+bench-sparse: venv ## COO vs CSR L̃ and dense vs sparse BoW input, alternated (needs bench-compare's workload)
+	$(PY) scripts/bench_sparse.py $(ARGS)
 
 # Wall time and peak RSS per stage at NUS-WIDE scale; settings in scripts/bench_scale.sh.
 bench-scale: build ## time + peak RSS: nus-wide-synth, tgcn data/train/eval (top 10, all 81 concepts), ranking at 100k [DEVICE=cpu]
