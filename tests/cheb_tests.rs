@@ -55,13 +55,19 @@ fn set(t: &Tensor, values: &[f64]) {
     tch::no_grad(|| t.shallow_clone().copy_(&src));
 }
 
-#[test]
-fn cheb_conv_matches_torch_for_k_1_2_3() {
-    let f = fixture("cheb6.json");
-    let g = fixture_graph(&f);
+/// The fixture's graph and its L̃ (λmax = 2) as the sparse tensor the layer takes.
+fn fixture_lap(f: &Value) -> (Graph, Tensor) {
+    let g = fixture_graph(f);
     let (lt, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
     let (idx, vals) = lt.to_tensors(Device::Cpu);
     let lap = sparse_tensor(&idx, &vals, g.n);
+    (g, lap)
+}
+
+#[test]
+fn cheb_conv_matches_torch_for_k_1_2_3() {
+    let f = fixture("cheb6.json");
+    let (g, lap) = fixture_lap(&f);
     let shape: Vec<i64> = f["x_shape"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     let x = Tensor::from_slice(&floats(&f["x"])).to_kind(Kind::Float).view(shape.as_slice());
     let f_out = f["f_out"].as_u64().unwrap() as usize;
@@ -495,10 +501,7 @@ fn adamw_does_not_decay_a_learned_temperature() {
 #[test]
 fn one_input_feature_matches_the_dense_recurrence_with_gradients() {
     let f = fixture("cheb6.json");
-    let g = fixture_graph(&f);
-    let (lt, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
-    let (idx, vals) = lt.to_tensors(Device::Cpu);
-    let lap = sparse_tensor(&idx, &vals, g.n);
+    let (g, lap) = fixture_lap(&f);
     let n = g.n as i64;
     let dense = Tensor::from_slice(&floats(&f["Lt_fixed"])).view([n, n]); // f64
     tch::manual_seed(3);
