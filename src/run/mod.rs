@@ -79,9 +79,8 @@ impl RunDir {
         if !old {
             return e;
         }
-        let commit = std::fs::read_to_string(self.join("env.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        let commit = self
+            .env()
             .and_then(|v| v["git_commit"].as_str().map(String::from))
             .unwrap_or_else(|| "unknown (no env.json)".into());
         e.context(format!(
@@ -96,20 +95,19 @@ impl RunDir {
     /// when that folder still exists; None otherwise (a run copied elsewhere, or made before
     /// the record): then the data is rebuilt, and nothing is written outside the run.
     pub fn cache_dir(&self) -> Option<PathBuf> {
-        let env: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(self.join("env.json")).ok()?).ok()?;
-        let dir = PathBuf::from(env["cache_dir"].as_str()?);
+        let dir = PathBuf::from(self.env()?["cache_dir"].as_str()?);
         dir.is_dir().then_some(dir)
     }
 
     /// Whether the run was trained with the test split withheld (`validation_only` in its
     /// `env.json`; false for runs made before the record).
     pub fn validation_only(&self) -> bool {
-        std::fs::read_to_string(self.join("env.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|env| env["validation_only"].as_bool())
-            .unwrap_or(false)
+        self.env().and_then(|env| env["validation_only"].as_bool()).unwrap_or(false)
+    }
+
+    /// The run's `env.json`, when it is there and parses (runs may predate a field).
+    fn env(&self) -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(self.join("env.json")).ok()?).ok()
     }
 
     /// Records what the run was trained on (`data.json`), from [`crate::pipeline::Prepared::fingerprint`].
