@@ -247,6 +247,40 @@ pub struct EvalConfig {
     pub scope: Vec<usize>,
     /// Queries scored at once; bounds memory at chunk × database.
     pub chunk: usize,
+    /// What items are ranked by: the trained scorer, or class posteriors (see
+    /// [`crate::eval::posterior`]). Absent: the scorer.
+    #[serde(default, skip_serializing_if = "Ranking::is_scorer")]
+    pub ranking: Ranking,
+    /// τ of the class posteriors, softmax(cos(e, μ_c) / τ); only with `ranking: class_posterior`.
+    #[serde(default = "default_posterior_temperature", skip_serializing_if = "is_default_posterior_temperature")]
+    pub posterior_temperature: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ranking {
+    /// The scores of the trained scorer (cosine or product).
+    #[default]
+    Scorer,
+    /// The inner product of the two items' class posteriors, each from its own
+    /// modality's train-split class means of the embeddings.
+    ClassPosterior,
+}
+
+impl Ranking {
+    fn is_scorer(&self) -> bool {
+        *self == Ranking::Scorer
+    }
+}
+
+const DEFAULT_POSTERIOR_TEMPERATURE: f64 = 0.1;
+
+fn default_posterior_temperature() -> f64 {
+    DEFAULT_POSTERIOR_TEMPERATURE
+}
+
+fn is_default_posterior_temperature(t: &f64) -> bool {
+    *t == DEFAULT_POSTERIOR_TEMPERATURE
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -581,6 +615,7 @@ impl Config {
         pos("train.eval_every", self.train.eval_every)?;
         pos("eval.k", self.eval.k)?;
         pos("eval.chunk", self.eval.chunk)?;
+        in_range("eval.posterior_temperature", self.eval.posterior_temperature, f64::MIN_POSITIVE, f64::MAX)?;
         for (i, &k) in self.eval.scope.iter().enumerate() {
             pos(&format!("eval.scope[{i}]"), k)?;
         }

@@ -57,7 +57,14 @@ fn accumulator_means_over_queries() {
 }
 
 fn eval_cfg(k: usize, chunk: usize) -> EvalConfig {
-    EvalConfig { protocol: Protocol::TestVsTest, k, scope: vec![1, 3], chunk }
+    EvalConfig {
+        protocol: Protocol::TestVsTest,
+        k,
+        scope: vec![1, 3],
+        chunk,
+        ranking: Default::default(),
+        posterior_temperature: 0.1,
+    }
 }
 
 #[test]
@@ -129,4 +136,40 @@ fn one_pass_accumulator_matches_the_metric_functions() {
         assert_eq!(a.to_bits(), (b / n_pr as f64).to_bits(), "PR point {j}");
     }
     assert_eq!(got.no_relevant, n - n_pr);
+}
+
+/// Class-posterior ranking: class means of the train embeddings (a two-label item counts
+/// for both classes; class 2 has no train item) and the posteriors' inner products,
+/// against numpy (f64; the fixture and its script are in the comment).
+///
+/// ```text
+/// T = [[1,0,0],[0,2,0],[1,1,0],[0,0,3]]; I = [[0,1,0],[1,0,0],[1,1,1],[0,0,1]]
+/// L = [[1,0,0],[0,1,0],[1,1,0],[1,0,0]]
+/// M[c] = normalise(Σ_{n: L[n,c]} E[n] / |E[n]|); z = unit(Q) @ M.T / 0.5; z[:, 2] = -inf
+/// p = softmax(z); score = p_text @ p_image.T
+/// ```
+#[test]
+fn class_posteriors_match_numpy() {
+    use tgcn::eval::posterior::ClassMeans;
+    let t = |rows: &[[f32; 3]]| Tensor::from_slice(rows.concat().as_slice()).view([rows.len() as i64, 3]);
+    let text = t(&[[1., 0., 0.], [0., 2., 0.], [1., 1., 0.], [0., 0., 3.]]);
+    let image = t(&[[0., 1., 0.], [1., 0., 0.], [1., 1., 1.], [0., 0., 1.]]);
+    let labels = t(&[[1., 0., 0.], [0., 1., 0.], [1., 1., 0.], [1., 0., 0.]]);
+    let c = ClassMeans::fit(&text, &image, &labels, 0.5).unwrap();
+    let pt = c.text_posterior(&t(&[[2., 1., 0.], [0., 0., 1.]]));
+    let pi = c.image_posterior(&t(&[[1., 2., 0.], [0., 1., 1.]]));
+    let close = |got: &Tensor, want: &[f64]| {
+        let got: Vec<f64> = Vec::try_from(got.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    };
+    close(&pt, &[0.5605999896, 0.4394000104, 0.0, 0.7215024072, 0.2784975928, 0.0]);
+    close(&pi, &[0.5182101817, 0.4817898183, 0.0, 0.7343486157, 0.2656513843, 0.0]);
+    close(&pt.mm(&pi.tr()), &[0.5022070736, 0.5284030473, 0.5080671982, 0.603817565]);
+
+    // No labelled train item: an error, not a uniform posterior.
+    let e = format!("{:#}", ClassMeans::fit(&text, &image, &labels.zeros_like(), 0.5).unwrap_err());
+    assert!(e.contains("no") && e.contains("labelled"), "{e}");
 }

@@ -16,7 +16,20 @@ use tgcn::retrieve::{Against, Trained};
 /// One small synthetic run, trained once for this test binary.
 pub(crate) fn trained_run() -> PathBuf {
     static RUN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| small_run("retrieve_runs", &["export.enabled=false"])).clone()
+}
+
+/// The same run ranked by class posteriors (selected on them too), with its export.
+fn posterior_run() -> PathBuf {
+    static RUN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     RUN.get_or_init(|| {
+        small_run("retrieve_posterior_runs", &["eval.ranking=class_posterior", "eval.posterior_temperature=0.2"])
+    })
+    .clone()
+}
+
+fn small_run(folder: &str, extra: &[&str]) -> PathBuf {
+    {
         let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
         for s in [
             "device=cpu",
@@ -30,15 +43,16 @@ pub(crate) fn trained_run() -> PathBuf {
             "train.pairs_per_epoch=3000",
             "train.lr=3e-3",
             "train.batch_size=128",
-            "export.enabled=false",
-        ] {
+        ]
+        .iter()
+        .chain(extra)
+        {
             layers.push(Layer::from_set(s).unwrap());
         }
         let cfg = Config::from_layers(&layers).unwrap();
-        let root = temp_dir("retrieve_runs");
+        let root = temp_dir(folder);
         tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap().run
-    })
-    .clone()
+    }
 }
 
 fn tgcn_bin() -> Command {
@@ -234,6 +248,114 @@ fn embeddings_reproduce_scores_and_faiss_agrees_with_search() {
         let faiss_ids: Vec<&str> = r["ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         let ours: Vec<&str> = s.hits.iter().map(|h| h.id.as_str()).collect();
         assert_eq!(faiss_ids, ours, "query {id}");
+    }
+}
+
+/// Posteriors written out with loops in f64 (independent of the tensor code):
+/// p(c | x) ∝ exp(cos(x, μ_c) / τ), μ_c the normalised sum of the unit train rows of class c.
+fn loop_posteriors(
+    train: &[Vec<f64>],
+    train_labels: &[Vec<usize>],
+    x: &[Vec<f64>],
+    classes: usize,
+    tau: f64,
+) -> Vec<Vec<f64>> {
+    let unit = |v: &[f64]| {
+        let n = v.iter().map(|a| a * a).sum::<f64>().sqrt();
+        v.iter().map(|a| a / n).collect::<Vec<f64>>()
+    };
+    let d = train[0].len();
+    let mut means = vec![vec![0.0; d]; classes];
+    for (row, labels) in train.iter().zip(train_labels) {
+        let u = unit(row);
+        for &c in labels {
+            for (m, a) in means[c].iter_mut().zip(&u) {
+                *m += a;
+            }
+        }
+    }
+    let means: Vec<Vec<f64>> = means.iter().map(|m| unit(m)).collect();
+    x.iter()
+        .map(|row| {
+            let u = unit(row);
+            let z: Vec<f64> = means.iter().map(|m| m.iter().zip(&u).map(|(a, b)| a * b).sum::<f64>() / tau).collect();
+            let top = z.iter().cloned().fold(f64::MIN, f64::max);
+            let e: Vec<f64> = z.iter().map(|v| (v - top).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        })
+        .collect()
+}
+
+/// `eval.ranking: class_posterior`: the run's test MAP@all equals MAP over posteriors
+/// computed here with loops from the train split's embeddings; `tgcn search` ranks
+/// exactly as that evaluation; `tgcn embed` writes the [n, C] posteriors whose inner
+/// product is the ranking score; Python's `torch.jit.load` runs the exported scorer
+/// (the class means are constants inside it) and matches Rust.
+#[test]
+fn class_posterior_ranking_matches_loops_search_embed_and_export() {
+    let run = posterior_run();
+    let t = Trained::load(&run).unwrap();
+    assert_eq!(t.ranker.name(), "class_posterior");
+    let want = summary_test_vs_test(&run);
+    let rows = |x: &Tensor| -> Vec<Vec<f64>> {
+        let n = x.size()[0];
+        (0..n).map(|i| Vec::try_from(x.get(i).to_kind(Kind::Double)).unwrap()).collect()
+    };
+    let (tr, te) = (tgcn::eval::embed(&t.model, &t.data.train, 512), tgcn::eval::embed(&t.model, &t.data.test, 512));
+    let c = t.data.classes.len();
+    let post =
+        |train: &Tensor, test: &Tensor| loop_posteriors(&rows(train), &t.data.train.label_lists, &rows(test), c, 0.2);
+    let (pt, pi) = (post(&tr.text, &te.text), post(&tr.image, &te.image));
+    let n = t.data.test.len();
+    let labels = &t.data.test.label_lists;
+    for (dir, q, db) in [("t2i", &pt, &pi), ("i2t", &pi, &pt)] {
+        let mut aps = Vec::new();
+        for (a, qa) in q.iter().enumerate() {
+            let s: Vec<f64> = db.iter().map(|d| d.iter().zip(qa).map(|(x, y)| x * y).sum()).collect();
+            let mut idx: Vec<usize> = (0..n).collect();
+            idx.sort_by(|&x, &y| s[y].partial_cmp(&s[x]).unwrap().then(x.cmp(&y)));
+            aps.push(ap_all(&idx.iter().map(|&b| labels[b].iter().any(|l| labels[a].contains(l))).collect::<Vec<_>>()));
+        }
+        let map = aps.iter().sum::<f64>() / n as f64;
+        let eval = want[dir]["map_all"].as_f64().unwrap();
+        // f32 against f64: near-equal scores may swap, so a small tolerance.
+        assert!((map - eval).abs() < 2e-3, "{dir}: MAP@all from loops {map} vs evaluation {eval}");
+
+        // `tgcn search`, every test item, the whole ranking: the evaluation's MAP exactly.
+        let side = if dir == "t2i" { Side::Text } else { Side::Image };
+        let mut aps = Vec::new();
+        for id in &t.data.test.ids {
+            let r = search(&t, &Query::Item { split: Split::Test, id: id.clone(), side }, Against::Test, n).unwrap();
+            aps.push(ap_all(&r.hits.iter().map(|h| h.relevant.unwrap()).collect::<Vec<_>>()));
+        }
+        let map = aps.iter().sum::<f64>() / n as f64;
+        assert!((map - eval).abs() < 1e-9, "{dir}: MAP@all from search {map} vs evaluation {eval}");
+    }
+
+    // `tgcn embed`: [n, C] posteriors (rows sum to 1), as the loops give them.
+    let out = temp_dir("retrieve_posterior_embed").join("emb");
+    let m = tgcn::retrieve::embed::write_embeddings(&t, &[Split::Test], &out).unwrap();
+    assert_eq!((m.ranking, m.dim, m.bias), ("class_posterior", c, 0.0));
+    let text = rows(&Tensor::read_npy(out.join("text.npy")).unwrap());
+    let image = rows(&Tensor::read_npy(out.join("image.npy")).unwrap());
+    for (got, want) in [(&text, &pt), (&image, &pi)] {
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+            assert!(g.iter().zip(w).all(|(a, b)| (a - b).abs() < 1e-5), "{g:?} vs {w:?}");
+        }
+    }
+
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("export/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["ranking"], "class_posterior");
+    if let Some(py) = venv_python() {
+        let out = run_python(
+            &py,
+            &project_root().join("tests/python/check_export.py"),
+            &[run.join("export").to_str().unwrap(), "1e-5"],
+        );
+        eprintln!("export check: {out}");
     }
 }
 

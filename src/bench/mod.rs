@@ -266,7 +266,14 @@ fn rank_row(device: Device, opts: &BenchOptions, rows: &mut Rows) -> Result<()> 
     let db = Tensor::randn([ndb, 1024], (Kind::Float, device));
     let lab = |n: i64| Tensor::randint(10, [n], (Kind::Int64, device)).one_hot(10).to_kind(Kind::Float);
     let (ql, dl) = (lab(nq), lab(ndb));
-    let ecfg = EvalConfig { protocol: Protocol::TestVsTest, k: 100, scope: vec![10, 100], chunk };
+    let ecfg = EvalConfig {
+        protocol: Protocol::TestVsTest,
+        k: 100,
+        scope: vec![10, 100],
+        chunk,
+        ranking: Default::default(),
+        posterior_temperature: 0.1,
+    };
     let rank =
         |n: usize| crate::eval::rank(|i| q.index_select(0, i).mm(&db.tr()), n, &ql, &dl, &ecfg).map(|_| sync(device));
     // Sized runs can be long: warm up on one chunk, time one pass.

@@ -4,8 +4,9 @@
 //! sort (ties keep database order); relevance (sharing a label) is gathered in rank order
 //! and handed to the pure-Rust [`RankAccumulator`](crate::eval::map::RankAccumulator).
 
-use crate::config::{EvalConfig, Protocol};
+use crate::config::{EvalConfig, Protocol, Ranking};
 use crate::eval::map::{RankAccumulator, RankStats};
+use crate::eval::posterior::ClassMeans;
 use crate::model::Model;
 use crate::pipeline::{Prepared, SplitTensors};
 use anyhow::Result;
@@ -35,6 +36,94 @@ pub fn embed(model: &Model, split: &SplitTensors, batch: usize) -> Embedded {
         }
         Embedded { text: Tensor::cat(&texts, 0), image: Tensor::cat(&images, 0), labels: split.labels.shallow_clone() }
     })
+}
+
+/// What items are ranked by (`eval.ranking`). Evaluation, `tgcn search`, `tgcn embed`,
+/// the report and the exported `scorer.pt` all rank through one of these.
+#[derive(Debug)]
+pub enum Ranker {
+    /// The trained scorer on the embeddings.
+    Scorer,
+    /// Inner products of class posteriors ([`ClassMeans`] of the train split).
+    Posterior(ClassMeans),
+}
+
+impl Ranker {
+    /// The ranker `cfg` asks for; class posteriors embed `data.train` with `model`.
+    pub fn new(model: &Model, data: &Prepared, cfg: &EvalConfig, batch: usize) -> Result<Ranker> {
+        match cfg.ranking {
+            Ranking::Scorer => Ok(Ranker::Scorer),
+            Ranking::ClassPosterior => Ranker::fit(cfg, &embed(model, &data.train, batch)),
+        }
+    }
+
+    /// The ranker `cfg` asks for, from the train split's embeddings.
+    pub fn fit(cfg: &EvalConfig, train: &Embedded) -> Result<Ranker> {
+        Ok(match cfg.ranking {
+            Ranking::Scorer => Ranker::Scorer,
+            Ranking::ClassPosterior => {
+                Ranker::Posterior(ClassMeans::fit(&train.text, &train.image, &train.labels, cfg.posterior_temperature)?)
+            }
+        })
+    }
+
+    /// What is ranked, from the embeddings: the embeddings themselves for the scorer,
+    /// each side's class posteriors `[n, C]` otherwise.
+    pub fn represent(&self, e: Embedded) -> Embedded {
+        match self {
+            Ranker::Scorer => e,
+            Ranker::Posterior(c) => tch::no_grad(|| Embedded {
+                text: c.text_posterior(&e.text),
+                image: c.image_posterior(&e.image),
+                labels: e.labels,
+            }),
+        }
+    }
+
+    /// One side's rows `[n, D]` as [`Ranker::represent`] gives them.
+    pub fn represent_text(&self, t: &Tensor) -> Tensor {
+        match self {
+            Ranker::Scorer => t.shallow_clone(),
+            Ranker::Posterior(c) => c.text_posterior(t),
+        }
+    }
+
+    /// One side's rows `[n, D]` as [`Ranker::represent`] gives them.
+    pub fn represent_image(&self, i: &Tensor) -> Tensor {
+        match self {
+            Ranker::Scorer => i.shallow_clone(),
+            Ranker::Posterior(c) => c.image_posterior(i),
+        }
+    }
+
+    /// Scores `[nt, ni]` of represented text rows against represented image rows.
+    pub fn matrix(&self, model: &Model, text: &Tensor, image: &Tensor) -> Tensor {
+        match self {
+            Ranker::Scorer => model.scorer.matrix(text, image, false),
+            Ranker::Posterior(_) => text.mm(&image.tr()),
+        }
+    }
+
+    /// Two sides whose inner product (plus the bias) is [`Ranker::matrix`], for a vector
+    /// index: the scorer's [`crate::model::Scorer::inner_product_sides`], or the posteriors.
+    pub fn inner_product_sides(
+        &self,
+        model: &Model,
+        text: &Tensor,
+        image: &Tensor,
+    ) -> (Tensor, Tensor, Option<Tensor>) {
+        match self {
+            Ranker::Scorer => model.scorer.inner_product_sides(text, image),
+            Ranker::Posterior(_) => (text.shallow_clone(), image.shallow_clone(), None),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Ranker::Scorer => "scorer",
+            Ranker::Posterior(_) => "class_posterior",
+        }
+    }
 }
 
 /// The database order of each query row of `scores: [n, n_db] -> [n, n_db]` (indices),
@@ -88,23 +177,24 @@ impl Retrieval {
     }
 }
 
-/// Queries of `q` against the database `db`, both directions.
+/// Queries of `q` against the database `db`, both directions, ranked by `ranker`.
 pub fn retrieval(
     model: &Model,
+    ranker: &Ranker,
     q: &Embedded,
     db: &Embedded,
     cfg: &EvalConfig,
     protocol: &'static str,
 ) -> Result<Retrieval> {
     let i2t = rank(
-        |idx| model.scorer.matrix(&db.text, &q.image.index_select(0, idx), false).tr(),
+        |idx| ranker.matrix(model, &db.text, &q.image.index_select(0, idx)).tr(),
         q.image.size()[0] as usize,
         &q.labels,
         &db.labels,
         cfg,
     )?;
     let t2i = rank(
-        |idx| model.scorer.matrix(&q.text.index_select(0, idx), &db.image, false),
+        |idx| ranker.matrix(model, &q.text.index_select(0, idx), &db.image),
         q.text.size()[0] as usize,
         &q.labels,
         &db.labels,
@@ -122,16 +212,22 @@ pub fn evaluate_test(
     batch: usize,
 ) -> Result<Retrieval> {
     anyhow::ensure!(!data.test_withheld, "the test split is withheld: this is a validation-only run");
-    let q = embed(model, &data.test, batch);
-    let db = match protocol {
-        Protocol::TestVsTest => None,
-        Protocol::TestVsTrain => Some(embed(model, &data.train, batch)),
+    let (ranker, db) = match protocol {
+        Protocol::TestVsTest => (Ranker::new(model, data, cfg, batch)?, None),
+        Protocol::TestVsTrain => {
+            let train = embed(model, &data.train, batch);
+            let ranker = Ranker::fit(cfg, &train)?;
+            let db = ranker.represent(train);
+            (ranker, Some(db))
+        }
     };
-    retrieval(model, &q, db.as_ref().unwrap_or(&q), cfg, protocol.name())
+    let q = ranker.represent(embed(model, &data.test, batch));
+    retrieval(model, &ranker, &q, db.as_ref().unwrap_or(&q), cfg, protocol.name())
 }
 
 /// Validation queries against the validation set (model selection).
 pub fn evaluate_val(model: &Model, data: &Prepared, cfg: &EvalConfig, batch: usize) -> Result<Retrieval> {
-    let q = embed(model, &data.val, batch);
-    retrieval(model, &q, &q, cfg, "val_vs_val")
+    let ranker = Ranker::new(model, data, cfg, batch)?;
+    let q = ranker.represent(embed(model, &data.val, batch));
+    retrieval(model, &ranker, &q, &q, cfg, "val_vs_val")
 }

@@ -2,8 +2,9 @@
 //! embeddings as `.npy`, for a vector index (FAISS, a vector database).
 //!
 //! ```text
-//! DIR/text.npy    [n, D] f32   text side: t ⊙ w (product scorer) or t/|t| (cosine)
-//! DIR/image.npy   [n, D] f32   image side: i (product) or i/|i| (cosine)
+//! DIR/text.npy    [n, D] f32   text side: t ⊙ w (product scorer) or t/|t| (cosine);
+//!                              [n, C] class posteriors with `eval.ranking: class_posterior`
+//! DIR/image.npy   [n, D] f32   image side: i (product) or i/|i| (cosine); or [n, C] posteriors
 //! DIR/labels.npy  [n, C] f32   multi-hot labels
 //! DIR/ids.txt     n lines      item ids, in row order
 //! DIR/splits.txt  n lines      each row's split
@@ -12,12 +13,14 @@
 //!
 //! The model's score of text row a against image row b is exactly
 //! `⟨text[a], image[b]⟩ + bias` (the product scorer's weight w is folded into the text
-//! side; for cosine both sides are L2-normalised and the bias is 0). The sides come from
-//! [`crate::model::Scorer::inner_product_sides`], the function the score matrix itself
-//! is computed with. Everything is written to `DIR.partial/` and renamed at the end.
+//! side; for cosine both sides are L2-normalised and the bias is 0; for class-posterior
+//! ranking both sides are posteriors and the bias is 0). The sides come from
+//! [`crate::eval::Ranker::inner_product_sides`], beside the function the evaluation's
+//! score matrix is computed with. Everything is written to `DIR.partial/` and renamed at the end.
 
 use super::{Database, Trained};
 use crate::data::Split;
+use crate::eval::Ranker;
 use crate::files::{write_atomic, write_json};
 use crate::model::ScorerKind;
 use anyhow::{bail, Context, Result};
@@ -34,6 +37,9 @@ pub struct EmbedManifest {
     pub dim: usize,
     /// `product` or `cosine`.
     pub scorer: &'static str,
+    /// `scorer` (the sides are embeddings) or `class_posterior` (the sides are class
+    /// posteriors `[n, C]`, in the order of `classes`).
+    pub ranking: &'static str,
     /// score(text a, image b) = ⟨text[a], image[b]⟩ + bias.
     pub bias: f64,
     pub score: &'static str,
@@ -73,7 +79,7 @@ pub fn check_out(out: &Path) -> Result<()> {
 pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<EmbedManifest> {
     check_out(out)?;
     let db = Database::build(t, splits);
-    let (text, image, bias) = tch::no_grad(|| t.model.scorer.inner_product_sides(&db.emb.text, &db.emb.image));
+    let (text, image, bias) = tch::no_grad(|| t.ranker.inner_product_sides(&t.model, &db.emb.text, &db.emb.image));
     let bias = bias.map_or(0.0, |b| b.double_value(&[0]));
     let cpu = |x: tch::Tensor| x.to_device(Device::Cpu).contiguous();
     let mut tmp = out.as_os_str().to_owned();
@@ -104,8 +110,17 @@ pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<Emb
         bias,
         score:
             "score(text a, image b) = dot(text[a], image[b]) + bias: an inner-product index ranks exactly as the model",
-        text_side: if product { "t * w (the product scorer's weight folded in)" } else { "t / |t| (L2-normalised)" },
-        image_side: if product { "i" } else { "i / |i| (L2-normalised)" },
+        ranking: t.ranker.name(),
+        text_side: match (&t.ranker, product) {
+            (Ranker::Posterior(_), _) => "p(c | t): softmax of cos(t, train-split text class means) / tau",
+            (Ranker::Scorer, true) => "t * w (the product scorer's weight folded in)",
+            (Ranker::Scorer, false) => "t / |t| (L2-normalised)",
+        },
+        image_side: match (&t.ranker, product) {
+            (Ranker::Posterior(_), _) => "p(c | i): softmax of cos(i, train-split image class means) / tau",
+            (Ranker::Scorer, true) => "i",
+            (Ranker::Scorer, false) => "i / |i| (L2-normalised)",
+        },
         classes: t.data.classes.clone(),
         files: vec!["text.npy", "image.npy", "labels.npy", "ids.txt", "splits.txt"],
     };

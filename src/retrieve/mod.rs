@@ -6,7 +6,7 @@
 //! `.npy` embeddings with a manifest, and `report.html`.
 //!
 //! Everything here scores with the evaluation's own code: [`crate::eval::embed`] in the
-//! same chunks, [`crate::model::Scorer::matrix`] and [`crate::eval::ranking_order`], so a
+//! same chunks, [`crate::eval::Ranker`] and [`crate::eval::ranking_order`], so a
 //! search result is exactly a row of the score matrix that MAP was computed on.
 
 pub mod search;
@@ -49,7 +49,8 @@ impl Against {
     }
 }
 
-/// Items of one or more splits, embedded as the evaluation embeds them.
+/// Items of one or more splits, embedded and represented as the evaluation ranks them
+/// (the embeddings, or their class posteriors: [`crate::eval::Ranker::represent`]).
 pub struct Database {
     pub emb: Embedded,
     /// Per row: (split, index within the split).
@@ -62,7 +63,7 @@ impl Database {
         let mut rows = Vec::new();
         for &s in splits {
             let st = t.data.split(s);
-            parts.push(embed(&t.model, st, EVAL_BATCH));
+            parts.push(t.ranker.represent(embed(&t.model, st, EVAL_BATCH)));
             rows.extend((0..st.len()).map(|i| (s, i)));
         }
         let emb = if parts.len() == 1 {

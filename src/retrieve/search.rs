@@ -159,7 +159,8 @@ pub fn search_in(
     let data = &t.data;
     let m = &t.model;
     let names = |labels: &[usize]| labels.iter().map(|&l| data.classes[l].clone()).collect::<Vec<_>>();
-    // The query as an embedding `[1, D]`, its side, and its labels if it has any.
+    // The query as the ranker represents it `[1, D]` (or `[1, C]` posteriors), its side,
+    // and its labels if it has any.
     let (emb, info, q_labels): (Tensor, QueryInfo, Option<Vec<usize>>) = match q {
         Query::Text(text) => {
             let tokens = crate::pipeline::tokenize_query(&t.cfg, text);
@@ -180,7 +181,7 @@ pub fn search_in(
             let mut row = vec![0f32; data.vocab.len()];
             data.vocab.bow_into(&tokens, &mut row);
             let bow = Tensor::from_slice(&row).view([1, row.len() as i64]).to_device(data.device);
-            let emb = tch::no_grad(|| m.text.forward(&bow));
+            let emb = tch::no_grad(|| t.ranker.represent_text(&m.text.forward(&bow)));
             let info = QueryInfo {
                 kind: "text",
                 side: Side::Text,
@@ -207,7 +208,7 @@ pub fn search_in(
                 raw.size()[1],
                 data.image_dim
             );
-            let emb = tch::no_grad(|| m.image.forward(&data.image_norm.apply(&raw)));
+            let emb = tch::no_grad(|| t.ranker.represent_image(&m.image.forward(&data.image_norm.apply(&raw))));
             let info = QueryInfo {
                 kind: "image",
                 side: Side::Image,
@@ -230,7 +231,7 @@ pub fn search_in(
             let (e, r) = match row {
                 Some(r) => (&db.emb, r),
                 None => {
-                    own = crate::eval::embed(m, st, crate::train::fit::EVAL_BATCH);
+                    own = t.ranker.represent(crate::eval::embed(m, st, crate::train::fit::EVAL_BATCH));
                     (&own, i)
                 }
             };
@@ -252,8 +253,8 @@ pub fn search_in(
     };
     // Scores `[1, n_db]`, with the evaluation's orientation of the scorer.
     let scores = tch::no_grad(|| match info.side {
-        Side::Text => m.scorer.matrix(&emb, &db.emb.image, false),
-        Side::Image => m.scorer.matrix(&db.emb.text, &emb, false).tr(),
+        Side::Text => t.ranker.matrix(m, &emb, &db.emb.image),
+        Side::Image => t.ranker.matrix(m, &db.emb.text, &emb).tr(),
     });
     let order = ranking_order(&scores);
     let k = top.min(db.len());

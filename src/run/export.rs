@@ -4,7 +4,8 @@
 //! - `text_encoder.pt`: bow `[B, V]` (f32 word counts, vertex order = `vocab.txt`) → `[B, D]`
 //! - `image_encoder.pt`: raw image features `[B, F]` → `[B, D]`; the train-split
 //!   normalisation is inside the module
-//! - `scorer.pt`: (text `[Nt, D]`, image `[Ni, D]`) → scores `[Nt, Ni]`
+//! - `scorer.pt`: (text `[Nt, D]`, image `[Ni, D]`) → scores `[Nt, Ni]`, the scores the
+//!   evaluation ranks by (`eval.ranking`: the trained scorer, or the class posteriors)
 //!
 //! The model is rebuilt on the CPU for tracing, whatever device trained it, so the
 //! modules load anywhere. The sparse L̃ is built inside the traced closure from dense
@@ -13,7 +14,7 @@
 //! `example/` holds inputs and the Rust outputs as `.npy` for checking a loader.
 
 use crate::config::Config;
-use crate::eval::Retrieval;
+use crate::eval::{Ranker, Retrieval};
 use crate::files::{write_atomic, write_json};
 use crate::model::model;
 use crate::pipeline::Prepared;
@@ -41,6 +42,7 @@ pub fn export_run(
     cfg: &Config,
     data: &Prepared,
     trained: &VarStore,
+    ranker: &Ranker,
     run: &RunDir,
     test: &[Retrieval],
 ) -> Result<PathBuf> {
@@ -75,10 +77,17 @@ pub fn export_run(
         vec![m.image.forward(&norm.apply(&x[0]))]
     })?;
     let (t_out, i_out) = tch::no_grad(|| (m.text.forward(&bow), m.image.forward(&norm.apply(&img))));
+    // The scores the evaluation ranks by: the trained scorer, or the class posteriors
+    // (their train-split class means become constants of the traced module).
+    let ranker = match ranker {
+        Ranker::Scorer => Ranker::Scorer,
+        Ranker::Posterior(c) => Ranker::Posterior(c.to_device(cpu)),
+    };
+    let score = |t: &Tensor, i: &Tensor| ranker.matrix(&m, &ranker.represent_text(t), &ranker.represent_image(i));
     trace("Scorer", &[t_out.shallow_clone(), i_out.shallow_clone()], &dir.join("scorer.pt"), |x| {
-        vec![m.scorer.matrix(&x[0], &x[1], false)]
+        vec![score(&x[0], &x[1])]
     })?;
-    let s_out = tch::no_grad(|| m.scorer.matrix(&t_out, &i_out, false));
+    let s_out = tch::no_grad(|| score(&t_out, &i_out));
 
     let ex = dir.join("example");
     npy(&bow, &ex.join("text_input.npy"))?;
@@ -124,6 +133,14 @@ pub fn export_run(
             ),
         },
         "scorer": format!("{:?}", cfg.model.scorer),
+        "ranking": ranker.name(),
+        "ranking_note": match &ranker {
+            Ranker::Scorer => "scorer.pt gives the trained scorer's scores".to_string(),
+            Ranker::Posterior(c) => format!(
+                "scorer.pt gives sum_c p(c|text) p(c|image), p = softmax(cos(embedding, train-split class mean) / {})",
+                c.temperature
+            ),
+        },
         "metrics_at_export": metrics,
         "example": {
             "files": ["example/text_input.npy", "example/text_output.npy", "example/image_input.npy",

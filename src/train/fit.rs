@@ -10,7 +10,7 @@
 //! `val/map_mean`, `perf/pairs_per_s`.
 
 use crate::config::{Config, PairMode, Protocol};
-use crate::eval::{self, Retrieval};
+use crate::eval::{self, Ranker, Retrieval};
 use crate::files::{write_atomic, write_json};
 use crate::model::{model, Model, ScorerKind, TrainingHeads};
 use crate::pipeline::{prepare, resolve_device, Prepared};
@@ -719,7 +719,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         return Ok(Outcome::Finished(Box::new(summary)));
     }
     if cfg.export.enabled {
-        export::export_run(&cfg, &s.data, &s.vs, &s.run, &summary.test)?;
+        let ranker = Ranker::new(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?;
+        export::export_run(&cfg, &s.data, &s.vs, &ranker, &s.run, &summary.test)?;
     }
     println!("{}", report_table(&summary.dataset, synthetic, &summary.test, Some(&summary)));
     Ok(Outcome::Finished(Box::new(summary)))
@@ -819,6 +820,8 @@ pub struct Trained {
     pub data: Prepared,
     pub vs: VarStore,
     pub model: Model,
+    /// What the evaluation ranks by (`eval.ranking`), fitted to the best checkpoint.
+    pub ranker: Ranker,
     /// The epoch of the best checkpoint.
     pub epoch: usize,
 }
@@ -832,7 +835,8 @@ impl Trained {
         run.check_fingerprint(&data)?;
         let (mut vs, model) = build_model(&cfg, &data);
         let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
-        Ok(Trained { run, cfg, data, vs, model, epoch: meta.epoch })
+        let ranker = Ranker::new(&model, &data, &cfg.eval, EVAL_BATCH)?;
+        Ok(Trained { run, cfg, data, vs, model, ranker, epoch: meta.epoch })
     }
 }
 
@@ -855,5 +859,5 @@ pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     let t = Trained::load(run_dir)?;
     let test = test_retrievals(&t.cfg, &t.model, &t.data)?;
     write_curves_or_warn(&t.run, &test);
-    export::export_run(&t.cfg, &t.data, &t.vs, &t.run, &test)
+    export::export_run(&t.cfg, &t.data, &t.vs, &t.ranker, &t.run, &test)
 }
