@@ -403,14 +403,11 @@ fn run() -> Result<()> {
             tgcn::retrieve::embed::check_out(&out)?;
             let t = tgcn::retrieve::Trained::load(&run)?;
             let m = tgcn::retrieve::embed::write_embeddings(&t, &splits, &out)?;
-            println!(
-                "wrote {} text and image embeddings ({}-d, {} scorer, bias {:.6}) to {}",
-                m.count,
-                m.dim,
-                m.scorer,
-                m.bias,
-                out.display()
-            );
+            let what = match m.ranking {
+                "class_posterior" => format!("{}-d class posteriors, ranked by their inner product", m.dim),
+                _ => format!("{}-d, {} scorer, bias {:.6}", m.dim, m.scorer, m.bias),
+            };
+            println!("wrote {} text and image embeddings ({what}) to {}", m.count, out.display());
         }
         Cmd::Eval { run } => {
             tgcn::train::eval_run(&run)?;

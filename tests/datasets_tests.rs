@@ -77,7 +77,7 @@ fn eng_wiki_short_training_beats_random() {
     }
     let root = temp_dir("datasets_engwiki_train");
     // The configuration chosen on validation (configs/eng-wiki-best.yaml), shortened to 8
-    // epochs: in the sweep its validation mean MAP@all was 0.24–0.30 from epoch 2 on (0.25 and 0.30 at epoch 8, seeds 1 and 2).
+    // epochs (class-posterior ranking): its validation mean MAP@all was 0.225 after epoch 2 and 0.239 after epoch 4 (seed 1).
     let mut layers = vec![
         Layer::from_file(&project_root().join("configs/eng-wiki.yaml")).unwrap(),
         Layer::from_file(&project_root().join("configs/eng-wiki-best.yaml")).unwrap(),
@@ -87,7 +87,13 @@ fn eng_wiki_short_training_beats_random() {
     }
     let cfg = Config::from_layers(&layers).unwrap();
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
-    // Random ranking scores about 0.12 MAP@all here (REFERENCE-NOTES).
+    // Random ranking scores about 0.12 MAP@all here (REFERENCE-NOTES). Ranked by class
+    // posteriors, the untrained model is already at about 0.22 (nearest class means of
+    // random features), so training must also beat it clearly (0.288 vs 0.224 when written).
     let got = s.test[0].map_all_mean();
-    assert!(got > 0.2, "Eng-Wiki test mean MAP@all {got:.4} after 8 epochs (chance 0.12)");
+    let untrained = s.untrained_test.as_ref().unwrap().map_all_mean();
+    assert!(
+        got > 0.25 && got > untrained + 0.04,
+        "Eng-Wiki test mean MAP@all {got:.4} after 8 epochs (untrained {untrained:.4}, chance 0.12)"
+    );
 }

@@ -70,14 +70,11 @@ impl Ranker {
     /// What is ranked, from the embeddings: the embeddings themselves for the scorer,
     /// each side's class posteriors `[n, C]` otherwise.
     pub fn represent(&self, e: Embedded) -> Embedded {
-        match self {
-            Ranker::Scorer => e,
-            Ranker::Posterior(c) => tch::no_grad(|| Embedded {
-                text: c.text_posterior(&e.text),
-                image: c.image_posterior(&e.image),
-                labels: e.labels,
-            }),
-        }
+        tch::no_grad(|| Embedded {
+            text: self.represent_text(&e.text),
+            image: self.represent_image(&e.image),
+            labels: e.labels,
+        })
     }
 
     /// One side's rows `[n, D]` as [`Ranker::represent`] gives them.
@@ -122,6 +119,24 @@ impl Ranker {
         match self {
             Ranker::Scorer => "scorer",
             Ranker::Posterior(_) => "class_posterior",
+        }
+    }
+
+    /// What the scores are, in words (the report, the export's manifest).
+    pub fn describe(&self) -> String {
+        match self {
+            Ranker::Scorer => "the trained scorer's scores".to_string(),
+            Ranker::Posterior(c) => format!(
+                "sum_c p(c|text) p(c|image), p = softmax(cos(embedding, train-split class mean of its modality) / {})",
+                c.temperature
+            ),
+        }
+    }
+
+    pub fn to_device(&self, device: tch::Device) -> Ranker {
+        match self {
+            Ranker::Scorer => Ranker::Scorer,
+            Ranker::Posterior(c) => Ranker::Posterior(c.to_device(device)),
         }
     }
 }

@@ -395,13 +395,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         ),
         ("image tower", format!("hidden {:?}; embedding {}", cfg.model.image.hidden, cfg.model.embed_dim)),
         ("scorer", format!("{:?}", cfg.model.scorer)),
-        (
-            "ranking",
-            match &t.ranker {
-                crate::eval::Ranker::Scorer => "the scorer".to_string(),
-                crate::eval::Ranker::Posterior(c) => format!("class posteriors, τ = {}", c.temperature),
-            },
-        ),
+        ("ranking", t.ranker.describe()),
         (
             "vocabulary / graph",
             format!("{} words; k = {}; {} edges", t.data.vocab.len(), cfg.graph.k, t.data.graph.undirected_edges),

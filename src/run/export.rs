@@ -79,10 +79,7 @@ pub fn export_run(
     let (t_out, i_out) = tch::no_grad(|| (m.text.forward(&bow), m.image.forward(&norm.apply(&img))));
     // The scores the evaluation ranks by: the trained scorer, or the class posteriors
     // (their train-split class means become constants of the traced module).
-    let ranker = match ranker {
-        Ranker::Scorer => Ranker::Scorer,
-        Ranker::Posterior(c) => Ranker::Posterior(c.to_device(cpu)),
-    };
+    let ranker = ranker.to_device(cpu);
     let score = |t: &Tensor, i: &Tensor| ranker.matrix(&m, &ranker.represent_text(t), &ranker.represent_image(i));
     trace("Scorer", &[t_out.shallow_clone(), i_out.shallow_clone()], &dir.join("scorer.pt"), |x| {
         vec![score(&x[0], &x[1])]
@@ -134,13 +131,7 @@ pub fn export_run(
         },
         "scorer": format!("{:?}", cfg.model.scorer),
         "ranking": ranker.name(),
-        "ranking_note": match &ranker {
-            Ranker::Scorer => "scorer.pt gives the trained scorer's scores".to_string(),
-            Ranker::Posterior(c) => format!(
-                "scorer.pt gives sum_c p(c|text) p(c|image), p = softmax(cos(embedding, train-split class mean) / {})",
-                c.temperature
-            ),
-        },
+        "ranking_note": format!("scorer.pt gives {}", ranker.describe()),
         "metrics_at_export": metrics,
         "example": {
             "files": ["example/text_input.npy", "example/text_output.npy", "example/image_input.npy",
