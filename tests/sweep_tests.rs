@@ -404,10 +404,12 @@ fn sweep_withheld_test_split_cannot_be_evaluated() {
     let cfg = Config::from_layers(&layers).unwrap();
     let mut data = tgcn::pipeline::prepare(&cfg, tch::Device::Cpu, None).unwrap();
     let (_vs, m) = tgcn::train::build_model(&cfg, &data);
-    assert!(tgcn::eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, 64).is_ok());
+    let ranker = tgcn::eval::Ranker::new(&m, &data, &cfg.eval, 64).unwrap();
+    assert!(tgcn::eval::evaluate_test(&m, &ranker, &data, &cfg.eval, cfg.eval.protocol, 64).is_ok());
     data.withhold_test();
     assert!(data.test.is_empty() && data.test.label_lists.is_empty() && !data.test.labels.defined());
-    let e = format!("{:#}", tgcn::eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, 64).unwrap_err());
+    let e =
+        format!("{:#}", tgcn::eval::evaluate_test(&m, &ranker, &data, &cfg.eval, cfg.eval.protocol, 64).unwrap_err());
     assert!(e.contains("withheld"), "{e}");
     assert!(data.summary().contains("test  withheld"), "{}", data.summary());
     assert!(tgcn::eval::evaluate_val(&m, &data, &cfg.eval, 64).is_ok());

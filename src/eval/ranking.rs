@@ -51,17 +51,10 @@ pub enum Ranker {
 impl Ranker {
     /// The ranker `cfg` asks for; class posteriors embed `data.train` with `model`.
     pub fn new(model: &Model, data: &Prepared, cfg: &EvalConfig, batch: usize) -> Result<Ranker> {
-        match cfg.ranking {
-            Ranking::Scorer => Ok(Ranker::Scorer),
-            Ranking::ClassPosterior => Ranker::fit(cfg, &embed(model, &data.train, batch)),
-        }
-    }
-
-    /// The ranker `cfg` asks for, from the train split's embeddings.
-    pub fn fit(cfg: &EvalConfig, train: &Embedded) -> Result<Ranker> {
         Ok(match cfg.ranking {
             Ranking::Scorer => Ranker::Scorer,
             Ranking::ClassPosterior => {
+                let train = embed(model, &data.train, batch);
                 Ranker::Posterior(ClassMeans::fit(&train.text, &train.image, &train.labels, cfg.posterior_temperature)?)
             }
         })
@@ -218,26 +211,23 @@ pub fn retrieval(
     Ok(Retrieval { protocol: protocol.to_string(), i2t, t2i })
 }
 
-/// Test queries under `protocol`: against the test set or against the train set.
+/// Test queries under `protocol`: against the test set or against the train set, ranked
+/// by `ranker` ([`Ranker::new`] of the same model).
 pub fn evaluate_test(
     model: &Model,
+    ranker: &Ranker,
     data: &Prepared,
     cfg: &EvalConfig,
     protocol: Protocol,
     batch: usize,
 ) -> Result<Retrieval> {
     anyhow::ensure!(!data.test_withheld, "the test split is withheld: this is a validation-only run");
-    let (ranker, db) = match protocol {
-        Protocol::TestVsTest => (Ranker::new(model, data, cfg, batch)?, None),
-        Protocol::TestVsTrain => {
-            let train = embed(model, &data.train, batch);
-            let ranker = Ranker::fit(cfg, &train)?;
-            let db = ranker.represent(train);
-            (ranker, Some(db))
-        }
-    };
     let q = ranker.represent(embed(model, &data.test, batch));
-    retrieval(model, &ranker, &q, db.as_ref().unwrap_or(&q), cfg, protocol.name())
+    let db = match protocol {
+        Protocol::TestVsTest => None,
+        Protocol::TestVsTrain => Some(ranker.represent(embed(model, &data.train, batch))),
+    };
+    retrieval(model, ranker, &q, db.as_ref().unwrap_or(&q), cfg, protocol.name())
 }
 
 /// Validation queries against the validation set (model selection).

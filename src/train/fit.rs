@@ -415,7 +415,8 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
     let mut test0 = "test withheld (validation only)".to_string();
     if !opts.validation_only {
-        let untrained = eval::evaluate_test(&m, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
+        let ranker = Ranker::new(&m, &data, &cfg.eval, EVAL_BATCH)?;
+        let untrained = eval::evaluate_test(&m, &ranker, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
         write_json(&run.join("untrained.json"), &untrained)?;
         test0 = format!("test mean MAP@all {:.4} ({})", untrained.map_all_mean(), untrained.protocol);
     }
@@ -682,7 +683,12 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     let (best_epoch, best_val) = s.best.context("no validation ran")?;
     load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
 
-    let test = if opts.validation_only { Vec::new() } else { test_report(&cfg, &s.m, &s.data, &s.run)? };
+    // Fitted once to the best checkpoint, for the test report and the export.
+    let ranker = if opts.validation_only { None } else { Some(Ranker::new(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?) };
+    let test = match &ranker {
+        Some(r) => test_report(&cfg, &s.m, r, &s.data, &s.run)?,
+        None => Vec::new(),
+    };
     for r in &test {
         log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, s.epoch)?;
     }
@@ -719,8 +725,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         return Ok(Outcome::Finished(Box::new(summary)));
     }
     if cfg.export.enabled {
-        let ranker = Ranker::new(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?;
-        export::export_run(&cfg, &s.data, &s.vs, &ranker, &s.run, &summary.test)?;
+        let ranker = ranker.as_ref().context("a run that reports test figures has a fitted ranker")?;
+        export::export_run(&cfg, &s.data, &s.vs, ranker, &s.run, &summary.test)?;
     }
     println!("{}", report_table(&summary.dataset, synthetic, &summary.test, Some(&summary)));
     Ok(Outcome::Finished(Box::new(summary)))
@@ -728,8 +734,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
 
 /// Test retrieval under both protocols (the configured one first), with curves saved
 /// to `curves/`.
-pub fn test_report(cfg: &Config, m: &Model, data: &Prepared, run: &RunDir) -> Result<Vec<Retrieval>> {
-    let out = test_retrievals(cfg, m, data)?;
+pub fn test_report(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared, run: &RunDir) -> Result<Vec<Retrieval>> {
+    let out = test_retrievals(cfg, m, ranker, data)?;
     for r in &out {
         write_curves(run, r)?;
     }
@@ -737,10 +743,10 @@ pub fn test_report(cfg: &Config, m: &Model, data: &Prepared, run: &RunDir) -> Re
 }
 
 /// Test retrieval under both protocols, the configured one first.
-pub fn test_retrievals(cfg: &Config, m: &Model, data: &Prepared) -> Result<Vec<Retrieval>> {
+pub fn test_retrievals(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared) -> Result<Vec<Retrieval>> {
     let mut protocols = vec![cfg.eval.protocol];
     protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
-    protocols.into_iter().map(|p| eval::evaluate_test(m, data, &cfg.eval, p, EVAL_BATCH)).collect()
+    protocols.into_iter().map(|p| eval::evaluate_test(m, ranker, data, &cfg.eval, p, EVAL_BATCH)).collect()
 }
 
 /// Writes the curves of `test` where the run folder allows; a read-only run keeps the
@@ -845,7 +851,7 @@ impl Trained {
 pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     let t = Trained::load(run_dir)?;
     eprintln!("loaded best checkpoint of epoch {} from {}", t.epoch, t.run.path.display());
-    let test = test_retrievals(&t.cfg, &t.model, &t.data)?;
+    let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;
     println!(
         "{}",
         report_table(&t.data.dataset_name, t.cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
@@ -857,7 +863,7 @@ pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
 /// `tgcn export --run DIR`: rebuild, load the best checkpoint, write `export/` again.
 pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     let t = Trained::load(run_dir)?;
-    let test = test_retrievals(&t.cfg, &t.model, &t.data)?;
+    let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;
     write_curves_or_warn(&t.run, &test);
     export::export_run(&t.cfg, &t.data, &t.vs, &t.ranker, &t.run, &test)
 }
