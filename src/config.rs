@@ -207,13 +207,24 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub weight_decay: f64,
     /// Early stopping: stop when validation mean MAP@all has not improved for this many
-    /// evaluations in a row; the best checkpoint is then tested. Absent: never.
+    /// evaluations in a row; the best checkpoint (or its refit) is then tested. Absent: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
     /// `in_batch` mode: optimizer steps per epoch, drawn from as many reshuffles of the train
     /// split as needed (absent: one pass, ⌈n / batch⌉ steps). A budget that counts steps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps_per_epoch: Option<usize>,
+    /// After selection on validation, train once more on train ∪ validation, from a fresh
+    /// initialisation with the run's seed, for the selected number of epochs under the same
+    /// schedule; the test figures, the class means and the export then come from that model
+    /// (checkpoint `refit`). Validation-only runs (`tgcn sweep`) stop before it.
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
+    pub refit: bool,
+    /// An exponential moving average of the weights with this decay per optimizer step
+    /// (see [`crate::train::optim`]); validation, the `best` and `refit` checkpoints, the
+    /// test and the export then use the averaged weights. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -595,6 +606,9 @@ impl Config {
         );
         if let Some(p) = self.train.patience {
             pos("train.patience", p)?;
+        }
+        if let Some(d) = self.train.ema {
+            ensure!(d > 0.0 && d < 1.0, "`train.ema` is a decay per optimizer step and must lie in (0, 1), got {d}");
         }
         if let Some(n) = self.train.steps_per_epoch {
             pos("train.steps_per_epoch", n)?;

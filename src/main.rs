@@ -31,6 +31,10 @@ enum Cmd {
         /// Stop cleanly after this epoch; continue later with --resume.
         #[arg(long)]
         stop_after_epoch: Option<usize>,
+        /// With `train.refit: true`: stop cleanly after this epoch of the refit on
+        /// train ∪ validation; continue later with --resume.
+        #[arg(long)]
+        stop_after_refit_epoch: Option<usize>,
         /// Train and select on validation with the test split withheld: no test
         /// evaluation, curves or export (what each `tgcn sweep` trial does).
         #[arg(long, conflicts_with = "resume")]
@@ -72,12 +76,12 @@ enum Cmd {
         #[arg(long, hide = true, value_name = "T:E")]
         stop_after: Option<String>,
     },
-    /// Re-evaluate a finished run from its best checkpoint.
+    /// Re-evaluate a finished run from the checkpoint it was tested with (best, or the refit).
     Eval {
         #[arg(long)]
         run: PathBuf,
     },
-    /// Re-export a finished run's best checkpoint to TorchScript.
+    /// Re-export a finished run's tested checkpoint (best, or the refit) to TorchScript.
     Export {
         #[arg(long)]
         run: PathBuf,
@@ -304,8 +308,13 @@ impl ConfigArgs {
 
 fn run() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Train { config, runs, dry_run, resume, stop_after_epoch, validation_only } => {
-            let opts = tgcn::train::TrainOptions { stop_after_epoch, validation_only, ..Default::default() };
+        Cmd::Train { config, runs, dry_run, resume, stop_after_epoch, stop_after_refit_epoch, validation_only } => {
+            let opts = tgcn::train::TrainOptions {
+                stop_after_epoch,
+                stop_after_refit_epoch,
+                validation_only,
+                ..Default::default()
+            };
             if let Some(run) = resume {
                 tgcn::train::resume(&run, &opts)?;
                 return Ok(());

@@ -121,6 +121,8 @@ pub struct Prepared {
     pub test: SplitTensors,
     /// Set by [`Prepared::withhold_test`]: `test` is then empty.
     pub test_withheld: bool,
+    /// Set by [`Prepared::include_val_in_train`]: `train` then holds the validation items too.
+    pub val_in_train: bool,
 }
 
 impl Prepared {
@@ -140,6 +142,32 @@ impl Prepared {
             tokens: 0,
         };
         self.test_withheld = true;
+    }
+
+    /// The data of a refit (`train.refit`): the validation items are appended to the train
+    /// split, which the refit trains on, the class means are fitted to and the test-vs-train
+    /// protocol searches. The vocabulary, word graph and image normalisation stay as fitted
+    /// on the train split alone, so the model's inputs are unchanged. `val` keeps its items,
+    /// but a model trained on them is not selected on them: nothing evaluates it any more.
+    pub fn include_val_in_train(&mut self) {
+        if self.val_in_train {
+            return;
+        }
+        let (t, v) = (&self.train, &self.val);
+        let cat = |a: &Tensor, b: &Tensor| Tensor::cat(&[a, b], 0);
+        let join = |a: &[String], b: &[String]| a.iter().chain(b).cloned().collect::<Vec<_>>();
+        self.train = SplitTensors {
+            bow: cat(&t.bow, &v.bow),
+            images: cat(&t.images, &v.images),
+            images_raw: cat(&t.images_raw, &v.images_raw),
+            labels: cat(&t.labels, &v.labels),
+            label_lists: t.label_lists.iter().chain(&v.label_lists).cloned().collect(),
+            ids: join(&t.ids, &v.ids),
+            snippets: join(&t.snippets, &v.snippets),
+            oov_tokens: t.oov_tokens + v.oov_tokens,
+            tokens: t.tokens + v.tokens,
+        };
+        self.val_in_train = true;
     }
 
     pub fn split(&self, s: Split) -> &SplitTensors {
@@ -853,5 +881,6 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
         val,
         test,
         test_withheld: false,
+        val_in_train: false,
     })
 }

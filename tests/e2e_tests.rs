@@ -392,3 +392,128 @@ fn composed_objectives_train_with_step_budget() {
     );
     assert!(e.contains("non-negative") && e.contains("at row"), "{e}");
 }
+
+/// `train.refit`: after the selection, a fresh model trains on train ∪ validation for the
+/// selected number of epochs, and it is what the run tests and `tgcn eval` evaluates again.
+/// In-batch steps count the data: batches of 100 give 4 steps per epoch on the 400 train
+/// items and 5 on the 500 of train ∪ validation. A refit paused after its first epoch and
+/// resumed gives the uninterrupted run's metrics and test figures; a validation-only run
+/// stops before the refit.
+#[test]
+fn refit_trains_on_train_and_validation_and_resumes() {
+    let root = temp_dir("e2e_refit");
+    let cfg = small_cfg(&[
+        "train.pairs=in_batch",
+        "train.batch_size=100",
+        "train.epochs=3",
+        "train.lr=1e-2",
+        "model.scorer=cosine",
+        "train.refit=true",
+        "export.enabled=false",
+    ]);
+    let cfg_path = root.join("refit.yaml");
+    std::fs::write(&cfg_path, cfg.to_yaml().unwrap()).unwrap();
+    let base = ["train", "--config", cfg_path.to_str().unwrap(), "--runs", root.to_str().unwrap()];
+    let a = train_cli(&base);
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    let (best, run) = (summary["best_epoch"].as_u64().unwrap(), summary["epochs_run"].as_u64().unwrap());
+    assert!(best >= 2, "the pause below needs a refit of 2+ epochs; best epoch {best}");
+    assert_eq!(summary["refit_epochs"].as_u64(), Some(best));
+
+    let rows = read_csv_rows(&a.join("metrics.csv"));
+    let at = |name: &str| -> Vec<(u64, u64)> {
+        rows.iter().filter(|r| r[2] == name).map(|r| (r[0].parse().unwrap(), r[1].parse().unwrap())).collect()
+    };
+    let select: Vec<(u64, u64)> = (1..=run).map(|e| (4 * e, e)).collect();
+    assert_eq!(at("train/loss"), select, "selection: 4 steps per epoch (step, epoch)");
+    let refit: Vec<(u64, u64)> = (1..=best).map(|e| (4 * run + 5 * e, run + e)).collect();
+    assert_eq!(at("refit/loss"), refit, "refit: 5 steps per epoch, logged after the selection");
+    if let Some(py) = venv_python() {
+        // TensorBoard's own reader sees the refit's curve at the same steps.
+        let out =
+            run_python(&py, &project_root().join("tests/python/read_events.py"), &[a.join("tb").to_str().unwrap()]);
+        let tags: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+        let steps: Vec<u64> = tags["refit/loss"].as_array().unwrap().iter().map(|p| p[0].as_u64().unwrap()).collect();
+        assert_eq!(steps, refit.iter().map(|r| r.0).collect::<Vec<_>>());
+    }
+    let ck = a.join("checkpoints");
+    let (w_best, w_refit) =
+        (std::fs::read(ck.join("best.safetensors")).unwrap(), std::fs::read(ck.join("refit.safetensors")).unwrap());
+    assert_ne!(w_best, w_refit, "the refit is a model of its own");
+
+    // `tgcn eval` loads the refit (on train ∪ validation) and reproduces the test figures.
+    let out = tgcn_bin().args(["eval", "--run", a.to_str().unwrap()]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("refit on train ∪ validation"), "{stderr}");
+    for r in summary["test"].as_array().unwrap() {
+        let mean = (r["i2t"]["map_all"].as_f64().unwrap() + r["t2i"]["map_all"].as_f64().unwrap()) / 2.0;
+        assert!(stdout.contains(&format!("{mean:.4}")), "{} {mean:.4} not in\n{stdout}", r["protocol"]);
+    }
+
+    // Loaded again, the train split is train ∪ validation (validation last), and a database
+    // of every split lists each item once, validation rows under their own split.
+    let t = tgcn::retrieve::Trained::load(&a).unwrap();
+    assert!(t.refit && t.data.val_in_train);
+    assert_eq!(t.data.train.ids[400..], t.data.val.ids[..]);
+    assert!(t.data.train.bow.narrow(0, 400, 100).equal(&t.data.val.bow));
+    use tgcn::data::Split;
+    let db = tgcn::retrieve::Database::build(&t, &[Split::Train, Split::Val, Split::Test]);
+    assert_eq!(db.len(), 700);
+    let val_rows: Vec<usize> = db.rows.iter().filter(|r| r.0 == Split::Val).map(|r| r.1).collect();
+    assert_eq!(val_rows, (0..100).collect::<Vec<_>>());
+    drop(t);
+
+    // Paused after refit epoch 1, resumed: the uninterrupted run's numbers.
+    let c = train_cli(&[&base[..], &["--stop-after-refit-epoch", "1"]].concat());
+    assert!(!c.join("summary.json").exists() && c.join("checkpoints/refit_last.json").exists());
+    let out = tgcn_bin().args(["train", "--resume", c.to_str().unwrap(), "--stop-after-epoch", "2"]).output().unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("the selection of run") && e.contains("has ended"), "{e}");
+    assert_eq!(train_cli(&["train", "--resume", c.to_str().unwrap()]), c);
+    assert_eq!(metrics_without_perf(&c), metrics_without_perf(&a), "resumed refit metrics differ");
+    assert_eq!(summary_test(&c), summary_test(&a), "resumed refit test figures differ");
+
+    // Validation only: no refit (a sweep selects on validation, which the refit trains on).
+    let v = train_cli(&[&base[..], &["--validation-only"]].concat());
+    assert!(!v.join("checkpoints/refit.safetensors").exists());
+    assert!(read_csv_rows(&v.join("metrics.csv")).iter().all(|r| !r[2].starts_with("refit/")));
+    let out = tgcn_bin()
+        .args([&base[..], &["--validation-only", "--stop-after-refit-epoch", "1"]].concat())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("this run has no refit"), "{e}");
+}
+
+/// `train.ema`: the model validated and kept as `best`, and the tested refit, hold the
+/// moving averages the optimizer state saves beside them (`ema.<param>` in
+/// `last.optim.safetensors` / `refit_last.optim.safetensors` of the same epoch), not the
+/// raw weights.
+#[test]
+fn ema_weights_are_what_is_validated_kept_and_refit() {
+    let root = temp_dir("e2e_ema");
+    let cfg = small_cfg(&["train.epochs=2", "train.ema=0.9", "train.refit=true", "export.enabled=false"]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    assert_eq!(s.best_epoch, 2, "the check below needs best = last epoch");
+    let ck = s.run.join("checkpoints");
+    let read = |f: &str| -> std::collections::HashMap<String, tch::Tensor> {
+        tch::Tensor::read_safetensors(ck.join(f)).unwrap().into_iter().collect()
+    };
+    for (weights, state) in
+        [("best.safetensors", "last.optim.safetensors"), ("refit.safetensors", "refit_last.optim.safetensors")]
+    {
+        let (w, st) = (read(weights), read(state));
+        let raw = read(if weights == "best.safetensors" { "last.safetensors" } else { "refit_last.safetensors" });
+        let mut compared = 0;
+        for (name, t) in &w {
+            if let Some(avg) = st.get(&format!("ema.{name}")) {
+                assert!(t.equal(avg), "{weights}: {name} is not the moving average");
+                assert!(!t.equal(&raw[name]), "{weights}: {name} is the raw weight");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 4, "{weights}: {compared} tensors compared");
+    }
+}

@@ -7,8 +7,8 @@
 //! DIR/image.npy   [n, D] f32   image side: i (product) or i/|i| (cosine); or [n, C] posteriors
 //! DIR/labels.npy  [n, C] f32   multi-hot labels
 //! DIR/ids.txt     n lines      item ids, in row order
-//! DIR/splits.txt  n lines      each row's split
-//! DIR/manifest.json            scorer, bias, dim, count, classes, run, checkpoint epoch
+//! DIR/splits.txt  n lines      each row's split (after a refit, validation rows are named val, once)
+//! DIR/manifest.json            scorer, bias, dim, count, classes, run, checkpoint (epoch, refit)
 //! ```
 //!
 //! The model's score of text row a against image row b is exactly
@@ -32,6 +32,8 @@ use tch::Device;
 pub struct EmbedManifest {
     pub run: PathBuf,
     pub checkpoint_epoch: usize,
+    /// The best checkpoint, or the refit on train ∪ validation ([`Trained::describe`]).
+    pub checkpoint: String,
     pub splits: Vec<&'static str>,
     pub count: usize,
     pub dim: usize,
@@ -103,6 +105,7 @@ pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<Emb
     let manifest = EmbedManifest {
         run: t.run.path.clone(),
         checkpoint_epoch: t.epoch,
+        checkpoint: t.describe(),
         splits: splits.iter().map(|s| s.name()).collect(),
         count: db.len(),
         dim: db.emb.text.size()[1] as usize,

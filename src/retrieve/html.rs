@@ -380,11 +380,12 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         (
             "dataset",
             format!(
-                "{} ({} classes; train {}, val {}, test {})",
+                "{} ({} classes; train {}, val {}{}, test {})",
                 t.data.dataset_name,
                 t.data.classes.len(),
-                t.data.train.len(),
+                t.data.train.len() - if t.data.val_in_train { t.data.val.len() } else { 0 },
                 t.data.val.len(),
+                if t.data.val_in_train { " (trained on by the refit)" } else { "" },
                 t.data.test.len()
             ),
         ),
@@ -409,10 +410,10 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             ),
         ),
         (
-            "best checkpoint",
+            "checkpoint",
             format!(
-                "epoch {} (validation mean MAP@all {:.4})",
-                t.epoch,
+                "{} (best validation mean MAP@all {:.4})",
+                t.describe(),
                 summary["best_val_map_mean"].as_f64().unwrap_or(f64::NAN)
             ),
         ),

@@ -2,7 +2,7 @@
 //! embeddings for a vector index (`embed`), and show what it retrieves (`html`, the run
 //! report with retrieval examples).
 //!
-//! Input: a run folder (its `config.yaml` and best checkpoint). Output: ranked hits,
+//! Input: a run folder (its `config.yaml` and the checkpoint it was tested with). Output: ranked hits,
 //! `.npy` embeddings with a manifest, and `report.html`.
 //!
 //! Everything here scores with the evaluation's own code: [`crate::eval::embed`] in the
@@ -58,13 +58,22 @@ pub struct Database {
 }
 
 impl Database {
+    /// After a refit the train split ends with the validation items
+    /// ([`crate::pipeline::Prepared::include_val_in_train`]): their rows are named as
+    /// validation rows, and they are listed once when both splits are asked for.
     pub fn build(t: &Trained, splits: &[Split]) -> Database {
         let mut parts = Vec::new();
         let mut rows = Vec::new();
+        let joined = t.data.val_in_train;
         for &s in splits {
+            if joined && s == Split::Val && splits.contains(&Split::Train) {
+                continue;
+            }
             let st = t.data.split(s);
             parts.push(t.ranker.represent(embed(&t.model, st, EVAL_BATCH)));
-            rows.extend((0..st.len()).map(|i| (s, i)));
+            let own = if joined && s == Split::Train { st.len() - t.data.val.len() } else { st.len() };
+            rows.extend((0..own).map(|i| (s, i)));
+            rows.extend((own..st.len()).map(|i| (Split::Val, i - own)));
         }
         let emb = if parts.len() == 1 {
             parts.pop().expect("one part")

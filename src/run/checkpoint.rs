@@ -67,6 +67,17 @@ pub fn save_checkpoint(
     write_json(&dir.join(format!("{tag}.json")), meta)
 }
 
+/// The sidecar of checkpoint `<tag>`, if it has one (the weights are not read or checked).
+pub fn read_meta(run: &RunDir, tag: &str) -> Result<Option<CheckpointMeta>> {
+    let m = run.join("checkpoints").join(format!("{tag}.json"));
+    if !m.exists() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(&m).with_context(|| format!("cannot read checkpoint sidecar {}", m.display()))?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("checkpoint sidecar {} is not valid", m.display()))?))
+}
+
 /// Loads `<tag>` into `vs` (and `optim`), after checking the config hash and checksums.
 pub fn load_checkpoint(
     vs: &mut VarStore,
@@ -78,10 +89,8 @@ pub fn load_checkpoint(
     let dir = run.join("checkpoints");
     let w = dir.join(format!("{tag}.safetensors"));
     let m = dir.join(format!("{tag}.json"));
-    let meta: CheckpointMeta = serde_json::from_str(
-        &std::fs::read_to_string(&m).with_context(|| format!("cannot read checkpoint sidecar {}", m.display()))?,
-    )
-    .with_context(|| format!("checkpoint sidecar {} is not valid", m.display()))?;
+    let meta = read_meta(run, tag)?
+        .with_context(|| format!("cannot read checkpoint sidecar {}: no such file", m.display()))?;
     ensure!(
         meta.config_hash == config_hash,
         "checkpoint {} was written under config hash {} but the run's config.yaml hashes to {}",

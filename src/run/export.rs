@@ -109,6 +109,7 @@ pub fn export_run(
         "format": "torchscript",
         "dataset": data.dataset_name,
         "config_hash": cfg.hash()?,
+        "trained_on": if data.val_in_train { "train ∪ validation (refit)" } else { "train" },
         "modules": {
             "text_encoder.pt": {"inputs": [{"name": "bow", "shape": ["B", data.vocab.len()], "dtype": "float32"}],
                                  "output": {"shape": ["B", d], "dtype": "float32"}},

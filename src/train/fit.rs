@@ -1,20 +1,22 @@
 //! The training loop: Adam with per-epoch exponential learning-rate decay, pairs drawn
 //! per epoch (`sampled`) or all B×B pairs of a batch (`in_batch`), the global loss plus
 //! L2, validation every `eval_every` epochs with the best checkpoint kept by validation
-//! mean MAP@all, then test evaluation under both protocols, curves, summary and export.
+//! mean MAP@all, optionally a refit on train ∪ validation for the selected epochs
+//! (`train.refit`), then test evaluation under both protocols, curves, summary and export.
 //!
 //! Metrics (TensorBoard and `metrics.csv`, same names): `train/loss`, `train/lr`,
 //! `train/mean_pos`, `train/mean_neg`, `train/var_pos`, `train/var_neg`, `train/gap`
 //! (mean S+ − mean S−, the early-warning signal of the reference notes),
 //! `train/graph_zero_frac` (dead graph units), `val/map_i2t`, `val/map_t2i`,
-//! `val/map_mean`, `perf/pairs_per_s`.
+//! `val/map_mean`, `perf/pairs_per_s`; during a refit the same training curves as
+//! `refit/*` (at epochs numbered on after the selection's) and `perf/refit_pairs_per_s`.
 
 use crate::config::{Config, PairMode, Protocol};
 use crate::eval::{self, Ranker, Retrieval};
 use crate::files::{write_atomic, write_json};
 use crate::model::{model, Model, ScorerKind, TrainingHeads};
 use crate::pipeline::{prepare, resolve_device, Prepared};
-use crate::run::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta, OptimizerState};
+use crate::run::checkpoint::{load_checkpoint, read_meta, save_checkpoint, CheckpointMeta, OptimizerState};
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
 use crate::run::{env_record, RunDir};
@@ -26,7 +28,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::nn::{Module, VarStore};
@@ -55,6 +57,9 @@ pub fn optimizer(cfg: &Config, vs: &VarStore, m: &Model) -> Result<Adam> {
     if cfg.loss.l2 > 0.0 {
         opt.set_l2(&m.l2_weights(cfg.loss.l2_biases), cfg.loss.l2)?;
     }
+    if let Some(d) = cfg.train.ema {
+        opt.set_ema(d);
+    }
     Ok(opt)
 }
 
@@ -74,13 +79,17 @@ pub struct Summary {
     pub epochs: usize,
     /// Epochs actually trained (fewer than `epochs` after an early stop).
     pub epochs_run: usize,
+    /// `train.refit`: the refit's epochs (= `best_epoch`), on train ∪ validation; the test
+    /// figures are then the refit model's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refit_epochs: Option<usize>,
     pub train_seconds: f64,
     pub pairs_per_s: f64,
     /// Test retrieval of the model before any training step (default protocol); None in a
     /// validation-only run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub untrained_test: Option<Retrieval>,
-    /// Test retrieval of the best checkpoint, both protocols (default first); empty in a
+    /// Test retrieval of the best checkpoint (or the refit), both protocols (default first); empty in a
     /// validation-only run.
     pub test: Vec<Retrieval>,
     /// Trained and selected on validation with the test split withheld (`tgcn sweep`).
@@ -318,6 +327,9 @@ pub struct TrainOptions {
     /// final test evaluation, test curves or export is made. The run records it in
     /// `env.json`, so that a resume stays validation-only.
     pub validation_only: bool,
+    /// Stop cleanly after this epoch of the refit (`train.refit`); for pausing and resuming
+    /// in the middle of one.
+    pub stop_after_refit_epoch: Option<usize>,
     /// Train in this new folder instead of `<runs>/<dataset>/<timestamp>-<name>`
     /// ([`RunDir::create_at`]); the data cache is still `<runs>/cache`.
     pub run_dir: Option<PathBuf>,
@@ -358,6 +370,8 @@ struct Session {
     best: Option<(usize, f64)>,
     /// Totals of earlier sessions of this run (see [`CheckpointMeta`]).
     before: (f64, usize, f64),
+    /// Set once the selection on validation has ended (read back by a resume).
+    selected: Option<Selected>,
     /// Held while training; released when the session ends.
     _lock: crate::run::RunLock,
 }
@@ -387,6 +401,7 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
     check_stop_after(opts, cfg.train.epochs, 0)?;
+    check_refit_stop(opts, cfg)?;
     let cache = runs_root.join("cache");
     std::fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
     let mut data = prepare(cfg, device, Some(&cache))?;
@@ -437,6 +452,7 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
         step: 0,
         best: None,
         before: (0.0, 0, 0.0),
+        selected: None,
         _lock: lock,
     };
     fit(s, opts)
@@ -461,16 +477,45 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let hash = cfg.hash()?;
     let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &run, "last", &hash)?;
     ensure!(
-        meta.epoch < cfg.train.epochs && !run.join("summary.json").exists(),
+        !run.join("summary.json").exists(),
         "run {} already finished (epoch {} of {}{})",
         run.path.display(),
         meta.epoch,
         cfg.train.epochs,
         if meta.epoch < cfg.train.epochs { ", stopped early" } else { "" }
     );
-    check_stop_after(opts, cfg.train.epochs, meta.epoch)?;
-    eprintln!("resuming {} after epoch {} (step {})", run.path.display(), meta.epoch, meta.step);
-    let log = MetricsLog::resume(&run.join("tb"), &run.join("metrics.csv"), meta.epoch)?;
+    check_refit_stop(opts, &cfg)?;
+    let selected = Selected::read(&run)?;
+    // Metrics rows after the last checkpoint (logged before the interruption) are dropped;
+    // the refit logs its epochs after the selection's.
+    let logged = match &selected {
+        None => {
+            check_stop_after(opts, cfg.train.epochs, meta.epoch)?;
+            eprintln!("resuming {} after epoch {} (step {})", run.path.display(), meta.epoch, meta.step);
+            meta.epoch
+        }
+        Some(sel) => {
+            ensure!(
+                opts.stop_after_epoch.is_none(),
+                "--stop-after-epoch: the selection of run {} has ended (best epoch {} of the {} run)",
+                run.path.display(),
+                sel.best_epoch,
+                sel.epochs_run
+            );
+            let refit_done = match read_meta(&run, "refit_last")? {
+                Some(m) if cfg.train.refit && !opts.validation_only => m.epoch,
+                _ => 0,
+            };
+            eprintln!(
+                "resuming {}: the selection has ended (best epoch {}); {}",
+                run.path.display(),
+                sel.best_epoch,
+                if cfg.train.refit { format!("refit after refit epoch {refit_done}") } else { "test".to_string() }
+            );
+            sel.epochs_run + refit_done
+        }
+    };
+    let log = MetricsLog::resume(&run.join("tb"), &run.join("metrics.csv"), logged)?;
     let s = Session {
         cfg,
         data,
@@ -484,6 +529,7 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
         step: meta.step,
         best: meta.best,
         before: (meta.train_seconds, meta.pairs, meta.pair_seconds),
+        selected,
         _lock: lock,
     };
     fit(s, opts)
@@ -520,6 +566,19 @@ fn check_stop_after(opts: &TrainOptions, epochs: usize, done: usize) -> Result<(
     Ok(())
 }
 
+/// `--stop-after-refit-epoch` needs a refit to stop in: `train.refit` in a tested run.
+fn check_refit_stop(opts: &TrainOptions, cfg: &Config) -> Result<()> {
+    if let Some(e) = opts.stop_after_refit_epoch {
+        ensure!(
+            cfg.train.refit && !opts.validation_only,
+            "--stop-after-refit-epoch {e}: this run has no refit (it needs `train.refit: true`, and a run that is \
+             tested: validation-only runs stop before the refit)"
+        );
+        ensure!(e > 0, "--stop-after-refit-epoch 0: refit epochs count from 1");
+    }
+    Ok(())
+}
+
 fn synthetic_note(cfg: &Config) -> &'static str {
     if cfg.data.dataset == crate::config::DatasetKind::Synthetic {
         "\n  (SYNTHETIC data: numbers are not comparable to papers)"
@@ -528,169 +587,274 @@ fn synthetic_note(cfg: &Config) -> &'static str {
     }
 }
 
-fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
+/// Which training a run is in: selection on validation, then (`train.refit`) the refit on
+/// train ∪ validation. Each logs its training curves under its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Select,
+    Refit,
+}
+
+impl Phase {
+    fn prefix(self) -> &'static str {
+        match self {
+            Phase::Select => "train",
+            Phase::Refit => "refit",
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Phase::Select => "epoch",
+            Phase::Refit => "refit",
+        }
+    }
+}
+
+/// What one epoch of training did: its console line, pairs seen and seconds spent on them.
+struct EpochDone {
+    line: String,
+    pairs: usize,
+    seconds: f64,
+}
+
+/// One epoch (`epoch` of `of`) of optimizer steps over the train split, logged as
+/// `<prefix>/…` at (`s.step`, `log_epoch`). `keep` names the last good checkpoint, for the
+/// error when the loss diverges.
+fn train_epoch(
+    s: &mut Session,
+    phase: Phase,
+    epoch: usize,
+    of: usize,
+    log_epoch: usize,
+    keep: &str,
+) -> Result<EpochDone> {
     let cfg = s.cfg.clone();
     let (data, m) = (&s.data, &s.m);
-    let t_start = Instant::now();
-    let (mut total_pairs, mut total_secs) = (0usize, 0.0f64);
-    for epoch in s.epoch + 1..=cfg.train.epochs {
-        let mut rng = seed_epoch(cfg.seed, epoch);
-        let lr = learning_rate(&cfg.train, epoch);
-        let batches = epoch_batches(&cfg, data, &mut rng)?;
-        let bar = ProgressBar::new(batches.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:28}] {pos}/{len} {msg} [{elapsed}<{eta}]")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("epoch {epoch}/{}", cfg.train.epochs));
-        let t0 = Instant::now();
-        let mut st = EpochStats {
-            loss: 0.0,
-            terms: [0.0; 5],
-            mean_pos: 0.0,
-            mean_neg: 0.0,
-            var_pos: 0.0,
-            var_neg: 0.0,
-            pairs: 0,
-            seconds: 0.0,
-        };
-        let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
-        for batch in &batches {
-            let sl = step_loss(&cfg, m, data, batch)?;
-            let value = sl.values[0];
-            for (j, v) in sl.on.iter().zip(&sl.values[1..]) {
-                st.terms[*j] += v;
-            }
-            if !value.is_finite() {
-                bar.abandon();
-                let keep = match s.epoch {
-                    0 => "no epoch finished, so there is no checkpoint".to_string(),
-                    e => format!(
-                        "the last good checkpoint is {} (epoch {e})",
-                        s.run.join("checkpoints/last.safetensors").display()
-                    ),
-                };
-                bail!("training diverged: the loss is {value} at epoch {epoch}, step {}; stopped, {keep}", s.step + 1);
-            }
-            let (g, n_pairs) = (sl.stats, sl.pairs);
-            s.opt.backward_step(&sl.total, lr)?;
-            s.step += 1;
-            counted[0] += 1;
-            st.loss += value;
-            if let (Some(mp), Some(vp)) = (g.mean_pos, g.var_pos) {
-                st.mean_pos += mp;
-                st.var_pos += vp;
-                counted[1] += 1;
-            }
-            if let (Some(mn), Some(vn)) = (g.mean_neg, g.var_neg) {
-                st.mean_neg += mn;
-                st.var_neg += vn;
-                counted[2] += 1;
-            }
-            st.pairs += n_pairs;
-            let secs = t0.elapsed().as_secs_f64();
-            bar.set_message(format!(
-                "loss {:.4} lr {lr:.2e} {:.0} pairs/s",
-                st.loss / counted[0] as f64,
-                st.pairs as f64 / secs.max(1e-9)
-            ));
-            bar.inc(1);
+    let mut rng = seed_epoch(cfg.seed, epoch);
+    let lr = learning_rate(&cfg.train, epoch);
+    let batches = epoch_batches(&cfg, data, &mut rng)?;
+    let bar = ProgressBar::new(batches.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:28}] {pos}/{len} {msg} [{elapsed}<{eta}]")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} {epoch}/{of}", phase.word()));
+    let t0 = Instant::now();
+    let mut st = EpochStats {
+        loss: 0.0,
+        terms: [0.0; 5],
+        mean_pos: 0.0,
+        mean_neg: 0.0,
+        var_pos: 0.0,
+        var_neg: 0.0,
+        pairs: 0,
+        seconds: 0.0,
+    };
+    let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
+    for batch in &batches {
+        let sl = step_loss(&cfg, m, data, batch)?;
+        let value = sl.values[0];
+        for (j, v) in sl.on.iter().zip(&sl.values[1..]) {
+            st.terms[*j] += v;
         }
-        st.seconds = t0.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        total_pairs += st.pairs;
-        total_secs += st.seconds;
-        let c = |n: usize| n.max(1) as f64;
-        let pairs_per_s = st.pairs as f64 / st.seconds.max(1e-9);
-        let step = s.step;
-        let log = &mut s.log;
-        log.scalar("train/loss", step, epoch, st.loss / c(counted[0]))?;
-        let weights = [cfg.loss.global, cfg.loss.contrastive, cfg.loss.label, cfg.loss.invariance, cfg.loss.l2];
-        for ((name, w), sum) in TERMS.iter().zip(weights).zip(st.terms) {
-            if w > 0.0 {
-                log.scalar(&format!("train/loss_{name}"), step, epoch, sum / c(counted[0]))?;
-            }
+        if !value.is_finite() {
+            bar.abandon();
+            bail!(
+                "training diverged: the loss is {value} at {} {epoch}, step {}; stopped, {keep}",
+                phase.word(),
+                s.step + 1
+            );
         }
-        if let Some(log_tau) = &m.log_temperature {
-            log.scalar("train/temperature", step, epoch, log_tau.exp().double_value(&[]))?;
+        let (g, n_pairs) = (sl.stats, sl.pairs);
+        s.opt.backward_step(&sl.total, lr)?;
+        s.step += 1;
+        counted[0] += 1;
+        st.loss += value;
+        if let (Some(mp), Some(vp)) = (g.mean_pos, g.var_pos) {
+            st.mean_pos += mp;
+            st.var_pos += vp;
+            counted[1] += 1;
         }
-        log.scalar("train/lr", step, epoch, lr)?;
-        log.scalar("train/mean_pos", step, epoch, st.mean_pos / c(counted[1]))?;
-        log.scalar("train/mean_neg", step, epoch, st.mean_neg / c(counted[2]))?;
-        log.scalar("train/var_pos", step, epoch, st.var_pos / c(counted[1]))?;
-        log.scalar("train/var_neg", step, epoch, st.var_neg / c(counted[2]))?;
-        let gap = st.mean_pos / c(counted[1]) - st.mean_neg / c(counted[2]);
-        log.scalar("train/gap", step, epoch, gap)?;
-        if let Some(z) = graph_zero_fraction(m, data) {
-            log.scalar("train/graph_zero_frac", step, epoch, z)?;
+        if let (Some(mn), Some(vn)) = (g.mean_neg, g.var_neg) {
+            st.mean_neg += mn;
+            st.var_neg += vn;
+            counted[2] += 1;
         }
-        log.scalar("perf/pairs_per_s", step, epoch, pairs_per_s)?;
-        let mut line = format!(
-            "epoch {epoch:3}  loss {:.4}  gap {gap:+.4}  lr {lr:.2e}  {pairs_per_s:.0} pairs/s  {:.1}s",
-            st.loss / c(counted[0]),
-            st.seconds
-        );
-        let mut meta = CheckpointMeta {
+        st.pairs += n_pairs;
+        let secs = t0.elapsed().as_secs_f64();
+        bar.set_message(format!(
+            "loss {:.4} lr {lr:.2e} {:.0} pairs/s",
+            st.loss / counted[0] as f64,
+            st.pairs as f64 / secs.max(1e-9)
+        ));
+        bar.inc(1);
+    }
+    st.seconds = t0.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let c = |n: usize| n.max(1) as f64;
+    let pairs_per_s = st.pairs as f64 / st.seconds.max(1e-9);
+    let (step, p, e) = (s.step, phase.prefix(), log_epoch);
+    let log = &mut s.log;
+    log.scalar(&format!("{p}/loss"), step, e, st.loss / c(counted[0]))?;
+    let weights = [cfg.loss.global, cfg.loss.contrastive, cfg.loss.label, cfg.loss.invariance, cfg.loss.l2];
+    for ((name, w), sum) in TERMS.iter().zip(weights).zip(st.terms) {
+        if w > 0.0 {
+            log.scalar(&format!("{p}/loss_{name}"), step, e, sum / c(counted[0]))?;
+        }
+    }
+    if let Some(log_tau) = &m.log_temperature {
+        log.scalar(&format!("{p}/temperature"), step, e, log_tau.exp().double_value(&[]))?;
+    }
+    log.scalar(&format!("{p}/lr"), step, e, lr)?;
+    log.scalar(&format!("{p}/mean_pos"), step, e, st.mean_pos / c(counted[1]))?;
+    log.scalar(&format!("{p}/mean_neg"), step, e, st.mean_neg / c(counted[2]))?;
+    log.scalar(&format!("{p}/var_pos"), step, e, st.var_pos / c(counted[1]))?;
+    log.scalar(&format!("{p}/var_neg"), step, e, st.var_neg / c(counted[2]))?;
+    let gap = st.mean_pos / c(counted[1]) - st.mean_neg / c(counted[2]);
+    log.scalar(&format!("{p}/gap"), step, e, gap)?;
+    if let Some(z) = graph_zero_fraction(m, data) {
+        log.scalar(&format!("{p}/graph_zero_frac"), step, e, z)?;
+    }
+    let perf = if phase == Phase::Select { "perf/pairs_per_s" } else { "perf/refit_pairs_per_s" };
+    log.scalar(perf, step, e, pairs_per_s)?;
+    let line = format!(
+        "{} {epoch:3}  loss {:.4}  gap {gap:+.4}  lr {lr:.2e}  {pairs_per_s:.0} pairs/s  {:.1}s",
+        phase.word(),
+        st.loss / c(counted[0]),
+        st.seconds
+    );
+    Ok(EpochDone { line, pairs: st.pairs, seconds: st.seconds })
+}
+
+/// Where a run's selection on validation ended. Written to `checkpoints/selected.json` once
+/// it has ended (early stop or its last epoch): a resume then goes straight on to the refit
+/// and the test, and never trains the selected model further.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Selected {
+    best_epoch: usize,
+    best_val: f64,
+    epochs_run: usize,
+}
+
+impl Selected {
+    fn read(run: &RunDir) -> Result<Option<Selected>> {
+        let p = run.join("checkpoints/selected.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is not valid", p.display()))?))
+    }
+}
+
+/// This session's training clock: wall time since it started, and the pairs seen and
+/// seconds spent on them (earlier sessions' totals are in [`Session::before`]).
+struct Clock {
+    start: Instant,
+    pairs: usize,
+    secs: f64,
+}
+
+impl Clock {
+    fn meta(&self, s: &Session, epoch: usize) -> CheckpointMeta {
+        CheckpointMeta {
             epoch,
-            step,
+            step: s.step,
             val_map_mean: None,
             best: s.best,
             config_hash: s.hash.clone(),
             weights_sha256: String::new(),
             optim_sha256: None,
-            train_seconds: 0.0,
-            pairs: s.before.1 + total_pairs,
-            pair_seconds: s.before.2 + total_secs,
-        };
-        if epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs {
-            let val = eval::evaluate_val(m, data, &cfg.eval, EVAL_BATCH)?;
-            log_retrieval(log, "val", &val, step, epoch)?;
-            let score = val.map_all_mean();
-            meta.val_map_mean = Some(score);
-            line += &format!("  val MAP@all i2t {:.4} t2i {:.4} mean {score:.4}", val.i2t.map_all, val.t2i.map_all);
-            if s.best.is_none_or(|(_, b)| score > b) {
-                s.best = Some((epoch, score));
-                meta.best = s.best;
-                save_checkpoint(&s.vs, None, &s.run, "best", &mut meta.clone())?;
-                line += "  *";
-            }
-        }
-        meta.train_seconds = s.before.0 + t_start.elapsed().as_secs_f64();
-        save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "last", &mut meta)?;
-        s.epoch = epoch;
-        log.flush()?;
-        eprintln!("{line}");
-        if opts.stop_after_epoch == Some(epoch) && epoch < cfg.train.epochs {
-            eprintln!("paused after epoch {epoch}; continue with: tgcn train --resume {}", s.run.path.display());
-            return Ok(Outcome::Paused { run: s.run.path.clone(), epoch });
-        }
-        if let (Some(patience), Some((best_epoch, best))) = (cfg.train.patience, s.best) {
-            // Evaluations since the best one; derived from (best, epoch), so a resumed run
-            // stops exactly where an uninterrupted one would.
-            let since = (best_epoch + 1..=epoch).filter(|e| e % cfg.train.eval_every == 0).count();
-            if since >= patience && epoch < cfg.train.epochs {
-                eprintln!(
-                    "early stop after epoch {epoch}: no validation gain in {since} evaluations \
-                     (best epoch {best_epoch}, mean MAP@all {best:.4})"
-                );
-                break;
-            }
+            train_seconds: s.before.0 + self.start.elapsed().as_secs_f64(),
+            pairs: s.before.1 + self.pairs,
+            pair_seconds: s.before.2 + self.secs,
         }
     }
-    let train_seconds = s.before.0 + t_start.elapsed().as_secs_f64();
-    let (total_pairs, total_secs) = (s.before.1 + total_pairs, s.before.2 + total_secs);
-    let (best_epoch, best_val) = s.best.context("no validation ran")?;
-    load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
+}
 
-    // Fitted once to the best checkpoint, for the test report and the export.
+fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
+    let cfg = s.cfg.clone();
+    let mut clock = Clock { start: Instant::now(), pairs: 0, secs: 0.0 };
+    if s.selected.is_none() {
+        for epoch in s.epoch + 1..=cfg.train.epochs {
+            let keep = match s.epoch {
+                0 => "no epoch finished, so there is no checkpoint".to_string(),
+                e => format!(
+                    "the last good checkpoint is {} (epoch {e})",
+                    s.run.join("checkpoints/last.safetensors").display()
+                ),
+            };
+            let done = train_epoch(&mut s, Phase::Select, epoch, cfg.train.epochs, epoch, &keep)?;
+            clock.pairs += done.pairs;
+            clock.secs += done.seconds;
+            let mut line = done.line;
+            let mut meta = clock.meta(&s, epoch);
+            if epoch % cfg.train.eval_every == 0 || epoch == cfg.train.epochs {
+                // Validated and kept as `best` with the moving averages (`train.ema`) in the model.
+                s.opt.swap_ema();
+                let val = eval::evaluate_val(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?;
+                log_retrieval(&mut s.log, "val", &val, s.step, epoch)?;
+                let score = val.map_all_mean();
+                meta.val_map_mean = Some(score);
+                line += &format!("  val MAP@all i2t {:.4} t2i {:.4} mean {score:.4}", val.i2t.map_all, val.t2i.map_all);
+                if s.best.is_none_or(|(_, b)| score > b) {
+                    s.best = Some((epoch, score));
+                    meta.best = s.best;
+                    save_checkpoint(&s.vs, None, &s.run, "best", &mut meta.clone())?;
+                    line += "  *";
+                }
+                s.opt.swap_ema();
+            }
+            meta.train_seconds = s.before.0 + clock.start.elapsed().as_secs_f64();
+            save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "last", &mut meta)?;
+            s.epoch = epoch;
+            s.log.flush()?;
+            eprintln!("{line}");
+            if opts.stop_after_epoch == Some(epoch) && epoch < cfg.train.epochs {
+                eprintln!("paused after epoch {epoch}; continue with: tgcn train --resume {}", s.run.path.display());
+                return Ok(Outcome::Paused { run: s.run.path.clone(), epoch });
+            }
+            if let (Some(patience), Some((best_epoch, best))) = (cfg.train.patience, s.best) {
+                // Evaluations since the best one; derived from (best, epoch), so a resumed run
+                // stops exactly where an uninterrupted one would.
+                let since = (best_epoch + 1..=epoch).filter(|e| e % cfg.train.eval_every == 0).count();
+                if since >= patience && epoch < cfg.train.epochs {
+                    eprintln!(
+                        "early stop after epoch {epoch}: no validation gain in {since} evaluations \
+                         (best epoch {best_epoch}, mean MAP@all {best:.4})"
+                    );
+                    break;
+                }
+            }
+        }
+        let (best_epoch, best_val) = s.best.context("no validation ran")?;
+        let sel = Selected { best_epoch, best_val, epochs_run: s.epoch };
+        write_json(&s.run.join("checkpoints/selected.json"), &sel)?;
+        s.selected = Some(sel);
+    }
+    let sel = s.selected.clone().context("the selection has ended")?;
+    let (best_epoch, best_val) = (sel.best_epoch, sel.best_val);
+    load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
+    let refit = cfg.train.refit && !opts.validation_only;
+    if refit {
+        if let Some(paused) = refit_model(&mut s, &sel, opts, &mut clock)? {
+            return Ok(paused);
+        }
+    }
+    let train_seconds = s.before.0 + clock.start.elapsed().as_secs_f64();
+    let (total_pairs, total_secs) = (s.before.1 + clock.pairs, s.before.2 + clock.secs);
+
+    // Fitted once to the tested model (best checkpoint or refit), for the test report and the export.
     let ranker = if opts.validation_only { None } else { Some(Ranker::new(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?) };
     let test = match &ranker {
         Some(r) => test_report(&cfg, &s.m, r, &s.data, &s.run)?,
         None => Vec::new(),
     };
     for r in &test {
-        log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, s.epoch)?;
+        let epoch = sel.epochs_run + if refit { best_epoch } else { 0 };
+        log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, epoch)?;
     }
     s.log.flush()?;
     let untrained: Option<Retrieval> = if opts.validation_only {
@@ -708,7 +872,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         best_epoch,
         best_val_map_mean: best_val,
         epochs: cfg.train.epochs,
-        epochs_run: s.epoch,
+        epochs_run: sel.epochs_run,
+        refit_epochs: refit.then_some(best_epoch),
         train_seconds,
         pairs_per_s: total_pairs as f64 / total_secs.max(1e-9),
         untrained_test: untrained,
@@ -730,6 +895,66 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     }
     println!("{}", report_table(&summary.dataset, synthetic, &summary.test, Some(&summary)));
     Ok(Outcome::Finished(Box::new(summary)))
+}
+
+/// The refit (`train.refit`): a fresh model from the run's seed, trained on train ∪
+/// validation for the selected number of epochs under the same schedule and saved as
+/// checkpoint `refit`; `s` then holds it and the joined data. Each epoch is checkpointed
+/// as `refit_last`, which a resume continues from. Some outcome when paused.
+fn refit_model(s: &mut Session, sel: &Selected, opts: &TrainOptions, clock: &mut Clock) -> Result<Option<Outcome>> {
+    let cfg = s.cfg.clone();
+    let epochs = sel.best_epoch;
+    let val_items = s.data.val.len();
+    s.data.include_val_in_train();
+    seed_everything(cfg.seed);
+    let (mut vs, m) = build_model(&cfg, &s.data);
+    let mut opt = optimizer(&cfg, &vs, &m)?;
+    let mut done = 0;
+    if s.run.join("checkpoints/refit_last.json").exists() {
+        let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &s.run, "refit_last", &s.hash)?;
+        (done, s.step, s.before) = (meta.epoch, meta.step, (meta.train_seconds, meta.pairs, meta.pair_seconds));
+        *clock = Clock { start: Instant::now(), pairs: 0, secs: 0.0 };
+    }
+    (s.vs, s.m, s.opt) = (vs, m, opt);
+    if let Some(e) = opts.stop_after_refit_epoch {
+        ensure!(
+            e > done,
+            "--stop-after-refit-epoch {e}: the refit of {} resumes after refit epoch {done}",
+            s.run.path.display()
+        );
+    }
+    eprintln!(
+        "refit: train ∪ validation ({} + {val_items} items) for the selected {epochs} epochs{}",
+        s.data.train.len() - val_items,
+        if done > 0 { format!(", continuing after refit epoch {done}") } else { String::new() }
+    );
+    if let Some(e) = opts.stop_after_refit_epoch.filter(|&e| e > epochs) {
+        eprintln!("--stop-after-refit-epoch {e}: the refit has {epochs} epochs, so it runs to its end");
+    }
+    for epoch in done + 1..=epochs {
+        let keep = match epoch - 1 {
+            0 => "no refit epoch finished, so there is no refit checkpoint".to_string(),
+            e => format!(
+                "the last good checkpoint is {} (refit epoch {e})",
+                s.run.join("checkpoints/refit_last.safetensors").display()
+            ),
+        };
+        let d = train_epoch(s, Phase::Refit, epoch, epochs, sel.epochs_run + epoch, &keep)?;
+        clock.pairs += d.pairs;
+        clock.secs += d.seconds;
+        let mut meta = clock.meta(s, epoch);
+        save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "refit_last", &mut meta)?;
+        s.log.flush()?;
+        eprintln!("{}", d.line);
+        if opts.stop_after_refit_epoch == Some(epoch) && epoch < epochs {
+            eprintln!("paused after refit epoch {epoch}; continue with: tgcn train --resume {}", s.run.path.display());
+            return Ok(Some(Outcome::Paused { run: s.run.path.clone(), epoch }));
+        }
+    }
+    // The tested refit holds the moving averages (`train.ema`), as `best` does.
+    s.opt.swap_ema();
+    save_checkpoint(&s.vs, None, &s.run, "refit", &mut clock.meta(s, epochs))?;
+    Ok(None)
 }
 
 /// Test retrieval under both protocols (the configured one first), with curves saved
@@ -808,9 +1033,11 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
             format!("untrained {} mean MAP@all {:.4}", u.protocol, u.map_all_mean())
         });
         out += &format!(
-            "{untrained}; best epoch {} (val mean MAP@all {:.4}); {:.1}s training, {:.0} pairs/s\nrun folder: {}",
+            "{untrained}; best epoch {} (val mean MAP@all {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
             s.best_epoch,
             s.best_val_map_mean,
+            s.refit_epochs
+                .map_or(String::new(), |e| format!(", tested after a refit on train ∪ validation for {e} epochs")),
             s.train_seconds,
             s.pairs_per_s,
             s.run.display()
@@ -819,17 +1046,20 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
     out
 }
 
-/// A finished run, rebuilt from its own config with its best checkpoint loaded.
+/// A finished run, rebuilt from its own config with the checkpoint it was tested with
+/// loaded: `best`, or `refit` (on train ∪ validation) with `train.refit`.
 pub struct Trained {
     pub run: RunDir,
     pub cfg: Config,
     pub data: Prepared,
     pub vs: VarStore,
     pub model: Model,
-    /// What the evaluation ranks by (`eval.ranking`), fitted to the best checkpoint.
+    /// What the evaluation ranks by (`eval.ranking`), fitted to the loaded checkpoint.
     pub ranker: Ranker,
-    /// The epoch of the best checkpoint.
+    /// The epoch of the best checkpoint (also the refit's epoch count).
     pub epoch: usize,
+    /// The model is the refit on train ∪ validation (`data.train` then holds both).
+    pub refit: bool,
 }
 
 impl Trained {
@@ -837,20 +1067,40 @@ impl Trained {
         let run = RunDir::open(run_dir)?;
         let cfg = run.config()?;
         seed_everything(cfg.seed);
-        let data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+        let mut data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
         run.check_fingerprint(&data)?;
+        let refit = cfg.train.refit && !run.validation_only();
+        if refit {
+            data.include_val_in_train();
+        }
         let (mut vs, model) = build_model(&cfg, &data);
-        let meta = load_checkpoint(&mut vs, None, &run, "best", &cfg.hash()?)?;
+        let meta = load_checkpoint(&mut vs, None, &run, Trained::checkpoint_tag(refit), &cfg.hash()?)?;
         let ranker = Ranker::new(&model, &data, &cfg.eval, EVAL_BATCH)?;
-        Ok(Trained { run, cfg, data, vs, model, ranker, epoch: meta.epoch })
+        Ok(Trained { run, cfg, data, vs, model, ranker, epoch: meta.epoch, refit })
+    }
+
+    fn checkpoint_tag(refit: bool) -> &'static str {
+        if refit {
+            "refit"
+        } else {
+            "best"
+        }
+    }
+
+    /// Which checkpoint this is, for messages and reports.
+    pub fn describe(&self) -> String {
+        match self.refit {
+            true => format!("refit on train ∪ validation for the selected {} epochs", self.epoch),
+            false => format!("best checkpoint, epoch {}", self.epoch),
+        }
     }
 }
 
-/// `tgcn eval --run DIR`: rebuild from the run's config, load its best checkpoint,
+/// `tgcn eval --run DIR`: rebuild from the run's config, load its tested checkpoint,
 /// evaluate the test split under both protocols.
 pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     let t = Trained::load(run_dir)?;
-    eprintln!("loaded best checkpoint of epoch {} from {}", t.epoch, t.run.path.display());
+    eprintln!("loaded the {} from {}", t.describe(), t.run.path.display());
     let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;
     println!(
         "{}",
@@ -860,7 +1110,7 @@ pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
     Ok(test)
 }
 
-/// `tgcn export --run DIR`: rebuild, load the best checkpoint, write `export/` again.
+/// `tgcn export --run DIR`: rebuild, load the tested checkpoint, write `export/` again.
 pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
     let t = Trained::load(run_dir)?;
     let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;

@@ -17,6 +17,13 @@
 //! zeroed before each backward (`zero_grad(set_to_none=True)`), so backward writes them
 //! instead of adding them to a zeroed buffer.
 //!
+//! `train.ema` ([`Adam::set_ema`]) keeps an exponential moving average of the parameters
+//! beside the moments, updated after each step, a_t = d_t·a_{t−1} + (1 − d_t)·θ_t with
+//! a_0 = θ_0 and d_t = min(d, (1 + t)/(10 + t)) (the warm-up of TensorFlow's
+//! `ExponentialMovingAverage(num_updates)`, so that early averages are not dominated by the
+//! initialisation); [`Adam::swap_ema`] puts the averages in the model for evaluation and
+//! checkpoints. The averages are saved with the moments, so a resume continues them.
+//!
 //! The authors' L2 term c·Σ‖W‖² (`loss.l2`) has the gradient 2c·W. [`Adam::set_l2`] hands
 //! it to the kernel as Adam's coupled weight decay (g ← g + 2c·W, the same sum), so the
 //! loss only reports the term's value: autograd would build, and back-propagate through,
@@ -67,6 +74,8 @@ pub struct Adam {
     beta1: f64,
     beta2: f64,
     eps: f64,
+    /// `train.ema`: the decay d and each parameter's moving average, in `params` order.
+    ema: Option<(f64, Vec<Tensor>)>,
 }
 
 impl Adam {
@@ -88,7 +97,33 @@ impl Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
+            ema: None,
         }
+    }
+
+    /// Starts a moving average of the parameters with decay `decay` (in (0, 1)), from their
+    /// current values.
+    pub fn set_ema(&mut self, decay: f64) {
+        self.ema = Some((decay, self.params.iter().map(|p| p.detach().copy()).collect()));
+    }
+
+    /// Exchanges the parameters with their moving averages, in place (a second call swaps
+    /// them back); without `set_ema`, nothing.
+    pub fn swap_ema(&mut self) {
+        if let Some((_, avg)) = &mut self.ema {
+            tch::no_grad(|| {
+                for (a, p) in avg.iter_mut().zip(&mut self.params) {
+                    let theta = p.copy();
+                    p.copy_(a);
+                    a.copy_(&theta);
+                }
+            });
+        }
+    }
+
+    /// The moving averages (`set_ema`), in parameter-name order.
+    pub fn ema(&self) -> Option<&[Tensor]> {
+        self.ema.as_ref().map(|(_, a)| a.as_slice())
     }
 
     /// Adds the gradient of `coefficient`·Σ‖W‖² over `penalised` (tensors of this
@@ -166,17 +201,33 @@ impl Adam {
                 anyhow::bail!("libtorch's fused Adam failed: {}", msg.to_string_lossy());
             }
         }
+        if let Some((decay, avg)) = &mut self.ema {
+            let t = self.steps as f64;
+            let d = decay.min((1.0 + t) / (10.0 + t));
+            tch::no_grad(|| {
+                for (a, p) in avg.iter_mut().zip(&self.params) {
+                    // a ← a + (1 − d)(θ − a) = d·a + (1 − d)·θ
+                    let _ = a.lerp_(p, 1.0 - d);
+                }
+            });
+        }
         Ok(())
     }
 }
 
 impl OptimizerState for Adam {
-    /// Writes the moments and step count as safetensors (`m.<param>`, `v.<param>`, `steps`).
+    /// Writes the moments and step count as safetensors (`m.<param>`, `v.<param>`, `steps`),
+    /// and the moving averages (`ema.<param>`) with `set_ema`.
     fn save(&self, path: &Path) -> Result<()> {
         let mut named: Vec<(String, Tensor)> = Vec::new();
         for (n, (m, v)) in self.names.iter().zip(self.m.iter().zip(&self.v)) {
             named.push((format!("m.{n}"), m.to_device(tch::Device::Cpu)));
             named.push((format!("v.{n}"), v.to_device(tch::Device::Cpu)));
+        }
+        if let Some(avg) = self.ema() {
+            for (n, a) in self.names.iter().zip(avg) {
+                named.push((format!("ema.{n}"), a.to_device(tch::Device::Cpu)));
+            }
         }
         named.push(("steps".into(), Tensor::from_slice(&[self.steps])));
         Tensor::write_safetensors(&named, path).with_context(|| format!("cannot write {}", path.display()))
@@ -187,8 +238,15 @@ impl OptimizerState for Adam {
             .with_context(|| format!("cannot read optimizer state {}", path.display()))?
             .into_iter()
             .collect();
+        let mut no_ema: Vec<Tensor> = Vec::new();
+        let avg = self.ema.as_mut().map_or(&mut no_ema, |(_, a)| a);
+        let mut avg = avg.iter_mut();
         for (n, (m, v)) in self.names.iter().zip(self.m.iter_mut().zip(&mut self.v)) {
-            for (prefix, slot) in [("m", &mut *m), ("v", &mut *v)] {
+            let mut slots = vec![("m", &mut *m), ("v", &mut *v)];
+            if let Some(a) = avg.next() {
+                slots.push(("ema", a));
+            }
+            for (prefix, slot) in slots {
                 let key = format!("{prefix}.{n}");
                 let src = t.remove(&key).with_context(|| format!("{} lacks {key}", path.display()))?;
                 ensure!(

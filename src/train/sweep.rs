@@ -714,7 +714,12 @@ pub fn run(spec: &SweepSpec) -> Result<SweepOutcome> {
             continue;
         }
         let pause = spec.stop_after.filter(|s| s.0 == i + 1).map(|s| s.1);
-        let opts = TrainOptions { stop_after_epoch: pause, validation_only: true, run_dir: Some(t.dir.clone()) };
+        let opts = TrainOptions {
+            stop_after_epoch: pause,
+            validation_only: true,
+            run_dir: Some(t.dir.clone()),
+            ..Default::default()
+        };
         let resuming = t.dir.join("checkpoints/last.json").is_file();
         eprintln!("{what}: {}", if resuming { "resuming" } else { "training" });
         let t0 = Instant::now();
