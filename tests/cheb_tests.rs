@@ -538,29 +538,30 @@ fn one_input_feature_matches_the_dense_recurrence_with_gradients() {
     }
 }
 
-/// `Adam::set_ema`: the moving average follows a_t = d_t·a_{t−1} + (1 − d_t)·θ_t with
-/// d_t = min(d, (1 + t)/(10 + t)), worked here in f64 from the parameters after each step
-/// (d = 0.2 takes the warm-up at step 1 and the cap from step 2); `swap_ema` exchanges the
+/// `Adam::set_ema`: the bias-corrected moving average is the mean of θ_1 … θ_t weighted by
+/// d^(t−s), worked here in f64 from the parameters after each step (the initial θ_0 carries
+/// no weight); `swap_ema` exchanges the
 /// average and the parameters and back; the average is saved and loaded with the moments,
 /// and a state without it is refused by an optimizer that keeps one.
 #[test]
 fn ema_follows_its_formula_swaps_and_resumes() {
     use tgcn::run::checkpoint::OptimizerState;
-    let d = 0.2;
+    let d = 0.5;
     let vals = |t: &Tensor| Vec::<f64>::try_from(t.to_kind(Kind::Double)).unwrap();
     let vs = VarStore::new(Device::Cpu);
     let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0, 0.5]));
     let mut opt = tgcn::train::optim::Adam::new(&vs);
     opt.set_ema(d);
-    let mut want = vals(&p);
+    let mut thetas: Vec<Vec<f64>> = Vec::new();
     for step in 1..=4 {
         let g = Tensor::from_slice(&[0.3f32, -(step as f32), 0.5]);
         opt.backward_step(&(&p * g).sum(Kind::Float), 0.1).unwrap();
-        let dt = f64::min(d, (1.0 + step as f64) / (10.0 + step as f64));
-        for (w, th) in want.iter_mut().zip(vals(&p)) {
-            *w = dt * *w + (1.0 - dt) * th;
-        }
+        thetas.push(vals(&p));
     }
+    let weights: Vec<f64> = (1..=4).map(|s| d.powi(4 - s)).collect();
+    let want: Vec<f64> = (0..3)
+        .map(|j| thetas.iter().zip(&weights).map(|(th, w)| w * th[j]).sum::<f64>() / weights.iter().sum::<f64>())
+        .collect();
     let theta = vals(&p);
     assert!(want.iter().zip(&theta).all(|(a, b)| (a - b).abs() > 1e-3), "the average lags the parameters");
     assert_close(&vals(&opt.ema().unwrap()[0]), &want, 1e-6, "EMA after 4 steps");

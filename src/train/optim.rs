@@ -18,11 +18,11 @@
 //! instead of adding them to a zeroed buffer.
 //!
 //! `train.ema` ([`Adam::set_ema`]) keeps an exponential moving average of the parameters
-//! beside the moments, updated after each step, a_t = d_t·a_{t−1} + (1 − d_t)·θ_t with
-//! a_0 = θ_0 and d_t = min(d, (1 + t)/(10 + t)) (the warm-up of TensorFlow's
-//! `ExponentialMovingAverage(num_updates)`, so that early averages are not dominated by the
-//! initialisation); [`Adam::swap_ema`] puts the averages in the model for evaluation and
-//! checkpoints. The averages are saved with the moments, so a resume continues them.
+//! beside the moments, bias-corrected as Adam's moments are: after step t it is the mean of
+//! θ_1 … θ_t weighted by d^(t−s), i.e. a_t = d_t·a_{t−1} + (1 − d_t)·θ_t with
+//! d_t = 1 − (1 − d)/(1 − dᵗ) (so a_1 = θ_1, and the initialisation carries no weight).
+//! [`Adam::swap_ema`] puts the averages in the model for evaluation and checkpoints. The
+//! averages are saved with the moments, so a resume continues them.
 //!
 //! The authors' L2 term c·Σ‖W‖² (`loss.l2`) has the gradient 2c·W. [`Adam::set_l2`] hands
 //! it to the kernel as Adam's coupled weight decay (g ← g + 2c·W, the same sum), so the
@@ -202,8 +202,7 @@ impl Adam {
             }
         }
         if let Some((decay, avg)) = &mut self.ema {
-            let t = self.steps as f64;
-            let d = decay.min((1.0 + t) / (10.0 + t));
+            let d = 1.0 - (1.0 - *decay) / (1.0 - decay.powi(self.steps as i32));
             tch::no_grad(|| {
                 for (a, p) in avg.iter_mut().zip(&self.params) {
                     // a ← a + (1 − d)(θ − a) = d·a + (1 − d)·θ
