@@ -510,7 +510,10 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
                 "resuming {}: the selection has ended (best epoch {}); {}",
                 run.path.display(),
                 sel.best_epoch,
-                if cfg.train.refit { format!("refit after refit epoch {refit_done}") } else { "test".to_string() }
+                match cfg.train.refit && !opts.validation_only {
+                    true => format!("refit after refit epoch {refit_done}"),
+                    false => "finishing".to_string(),
+                }
             );
             sel.epochs_run + refit_done
         }
