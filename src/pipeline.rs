@@ -170,6 +170,12 @@ impl Prepared {
         self.val_in_train = true;
     }
 
+    /// Rows of `train` that are train items proper: all of them, or, after
+    /// [`Prepared::include_val_in_train`], those before the validation items.
+    pub fn train_items(&self) -> usize {
+        self.train.len() - if self.val_in_train { self.val.len() } else { 0 }
+    }
+
     pub fn split(&self, s: Split) -> &SplitTensors {
         match s {
             Split::Train => &self.train,

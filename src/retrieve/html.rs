@@ -383,7 +383,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
                 "{} ({} classes; train {}, val {}{}, test {})",
                 t.data.dataset_name,
                 t.data.classes.len(),
-                t.data.train.len() - if t.data.val_in_train { t.data.val.len() } else { 0 },
+                t.data.train_items(),
                 t.data.val.len(),
                 if t.data.val_in_train { " (trained on by the refit)" } else { "" },
                 t.data.test.len()

@@ -71,7 +71,7 @@ impl Database {
             }
             let st = t.data.split(s);
             parts.push(t.ranker.represent(embed(&t.model, st, EVAL_BATCH)));
-            let own = if joined && s == Split::Train { st.len() - t.data.val.len() } else { st.len() };
+            let own = if s == Split::Train { t.data.train_items() } else { st.len() };
             rows.extend((0..own).map(|i| (s, i)));
             rows.extend((own..st.len()).map(|i| (Split::Val, i - own)));
         }

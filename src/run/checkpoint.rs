@@ -3,7 +3,7 @@
 //! interrupted mid-save is refused on load rather than half-read.
 
 use super::RunDir;
-use crate::files::{sha256_file, write_json};
+use crate::files::{read_json_if_exists, sha256_file, write_json};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -70,12 +70,7 @@ pub fn save_checkpoint(
 /// The sidecar of checkpoint `<tag>`, if it has one (the weights are not read or checked).
 pub fn read_meta(run: &RunDir, tag: &str) -> Result<Option<CheckpointMeta>> {
     let m = run.join("checkpoints").join(format!("{tag}.json"));
-    if !m.exists() {
-        return Ok(None);
-    }
-    let text =
-        std::fs::read_to_string(&m).with_context(|| format!("cannot read checkpoint sidecar {}", m.display()))?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("checkpoint sidecar {} is not valid", m.display()))?))
+    read_json_if_exists(&m).with_context(|| format!("checkpoint sidecar {}", m.display()))
 }
 
 /// Loads `<tag>` into `vs` (and `optim`), after checking the config hash and checksums.

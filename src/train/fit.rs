@@ -13,7 +13,7 @@
 
 use crate::config::{Config, PairMode, Protocol};
 use crate::eval::{self, Ranker, Retrieval};
-use crate::files::{write_atomic, write_json};
+use crate::files::{read_json_if_exists, write_atomic, write_json};
 use crate::model::{model, Model, ScorerKind, TrainingHeads};
 use crate::pipeline::{prepare, resolve_device, Prepared};
 use crate::run::checkpoint::{load_checkpoint, read_meta, save_checkpoint, CheckpointMeta, OptimizerState};
@@ -502,15 +502,16 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
                 sel.best_epoch,
                 sel.epochs_run
             );
+            let refit = refits(&cfg, opts.validation_only);
             let refit_done = match read_meta(&run, "refit_last")? {
-                Some(m) if cfg.train.refit && !opts.validation_only => m.epoch,
+                Some(m) if refit => m.epoch,
                 _ => 0,
             };
             eprintln!(
                 "resuming {}: the selection has ended (best epoch {}); {}",
                 run.path.display(),
                 sel.best_epoch,
-                match cfg.train.refit && !opts.validation_only {
+                match refit {
                     true => format!("refit after refit epoch {refit_done}"),
                     false => "finishing".to_string(),
                 }
@@ -573,7 +574,7 @@ fn check_stop_after(opts: &TrainOptions, epochs: usize, done: usize) -> Result<(
 fn check_refit_stop(opts: &TrainOptions, cfg: &Config) -> Result<()> {
     if let Some(e) = opts.stop_after_refit_epoch {
         ensure!(
-            cfg.train.refit && !opts.validation_only,
+            refits(cfg, opts.validation_only),
             "--stop-after-refit-epoch {e}: this run has no refit (it needs `train.refit: true`, and a run that is \
              tested: validation-only runs stop before the refit)"
         );
@@ -611,6 +612,21 @@ impl Phase {
             Phase::Select => "epoch",
             Phase::Refit => "refit",
         }
+    }
+}
+
+/// For the divergence error: the checkpoint a phase can go back to after `done` epochs.
+fn last_good(run: &RunDir, phase: Phase, done: usize) -> String {
+    let (tag, what, none) = match phase {
+        Phase::Select => ("last", "epoch", "checkpoint"),
+        Phase::Refit => ("refit_last", "refit epoch", "refit checkpoint"),
+    };
+    match done {
+        0 => format!("no {what} finished, so there is no {none}"),
+        e => format!(
+            "the last good checkpoint is {} ({what} {e})",
+            run.join(&format!("checkpoints/{tag}.safetensors")).display()
+        ),
     }
 }
 
@@ -743,13 +759,13 @@ struct Selected {
 
 impl Selected {
     fn read(run: &RunDir) -> Result<Option<Selected>> {
-        let p = run.join("checkpoints/selected.json");
-        if !p.exists() {
-            return Ok(None);
-        }
-        let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
-        Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is not valid", p.display()))?))
+        read_json_if_exists(&run.join("checkpoints/selected.json"))
     }
+}
+
+/// Whether a run refits after its selection: `train.refit`, unless it is validation-only.
+fn refits(cfg: &Config, validation_only: bool) -> bool {
+    cfg.train.refit && !validation_only
 }
 
 /// This session's training clock: wall time since it started, and the pairs seen and
@@ -761,6 +777,11 @@ struct Clock {
 }
 
 impl Clock {
+    /// Wall seconds of training over every session of the run.
+    fn train_seconds(&self, s: &Session) -> f64 {
+        s.before.0 + self.start.elapsed().as_secs_f64()
+    }
+
     fn meta(&self, s: &Session, epoch: usize) -> CheckpointMeta {
         CheckpointMeta {
             epoch,
@@ -770,7 +791,7 @@ impl Clock {
             config_hash: s.hash.clone(),
             weights_sha256: String::new(),
             optim_sha256: None,
-            train_seconds: s.before.0 + self.start.elapsed().as_secs_f64(),
+            train_seconds: self.train_seconds(s),
             pairs: s.before.1 + self.pairs,
             pair_seconds: s.before.2 + self.secs,
         }
@@ -782,13 +803,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     let mut clock = Clock { start: Instant::now(), pairs: 0, secs: 0.0 };
     if s.selected.is_none() {
         for epoch in s.epoch + 1..=cfg.train.epochs {
-            let keep = match s.epoch {
-                0 => "no epoch finished, so there is no checkpoint".to_string(),
-                e => format!(
-                    "the last good checkpoint is {} (epoch {e})",
-                    s.run.join("checkpoints/last.safetensors").display()
-                ),
-            };
+            let keep = last_good(&s.run, Phase::Select, s.epoch);
             let done = train_epoch(&mut s, Phase::Select, epoch, cfg.train.epochs, epoch, &keep)?;
             clock.pairs += done.pairs;
             clock.secs += done.seconds;
@@ -810,7 +825,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 }
                 s.opt.swap_ema();
             }
-            meta.train_seconds = s.before.0 + clock.start.elapsed().as_secs_f64();
+            meta.train_seconds = clock.train_seconds(&s);
             save_checkpoint(&s.vs, Some(&s.opt as &dyn OptimizerState), &s.run, "last", &mut meta)?;
             s.epoch = epoch;
             s.log.flush()?;
@@ -839,14 +854,16 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     }
     let sel = s.selected.clone().context("the selection has ended")?;
     let (best_epoch, best_val) = (sel.best_epoch, sel.best_val);
-    load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
-    let refit = cfg.train.refit && !opts.validation_only;
+    let refit = refits(&cfg, opts.validation_only);
     if refit {
+        // A fresh model: the selected one is not needed.
         if let Some(paused) = refit_model(&mut s, &sel, opts, &mut clock)? {
             return Ok(paused);
         }
+    } else {
+        load_checkpoint(&mut s.vs, None, &s.run, "best", &s.hash)?;
     }
-    let train_seconds = s.before.0 + clock.start.elapsed().as_secs_f64();
+    let train_seconds = clock.train_seconds(&s);
     let (total_pairs, total_secs) = (s.before.1 + clock.pairs, s.before.2 + clock.secs);
 
     // Fitted once to the tested model (best checkpoint or refit), for the test report and the export.
@@ -907,7 +924,6 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
 fn refit_model(s: &mut Session, sel: &Selected, opts: &TrainOptions, clock: &mut Clock) -> Result<Option<Outcome>> {
     let cfg = s.cfg.clone();
     let epochs = sel.best_epoch;
-    let val_items = s.data.val.len();
     s.data.include_val_in_train();
     seed_everything(cfg.seed);
     let (mut vs, m) = build_model(&cfg, &s.data);
@@ -927,21 +943,16 @@ fn refit_model(s: &mut Session, sel: &Selected, opts: &TrainOptions, clock: &mut
         );
     }
     eprintln!(
-        "refit: train ∪ validation ({} + {val_items} items) for the selected {epochs} epochs{}",
-        s.data.train.len() - val_items,
+        "refit: train ∪ validation ({} + {} items) for the selected {epochs} epochs{}",
+        s.data.train_items(),
+        s.data.val.len(),
         if done > 0 { format!(", continuing after refit epoch {done}") } else { String::new() }
     );
     if let Some(e) = opts.stop_after_refit_epoch.filter(|&e| e > epochs) {
         eprintln!("--stop-after-refit-epoch {e}: the refit has {epochs} epochs, so it runs to its end");
     }
     for epoch in done + 1..=epochs {
-        let keep = match epoch - 1 {
-            0 => "no refit epoch finished, so there is no refit checkpoint".to_string(),
-            e => format!(
-                "the last good checkpoint is {} (refit epoch {e})",
-                s.run.join("checkpoints/refit_last.safetensors").display()
-            ),
-        };
+        let keep = last_good(&s.run, Phase::Refit, epoch - 1);
         let d = train_epoch(s, Phase::Refit, epoch, epochs, sel.epochs_run + epoch, &keep)?;
         clock.pairs += d.pairs;
         clock.secs += d.seconds;
@@ -1072,7 +1083,7 @@ impl Trained {
         seed_everything(cfg.seed);
         let mut data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
         run.check_fingerprint(&data)?;
-        let refit = cfg.train.refit && !run.validation_only();
+        let refit = refits(&cfg, run.validation_only());
         if refit {
             data.include_val_in_train();
         }
