@@ -1080,6 +1080,9 @@ impl Trained {
     pub fn load(run_dir: &Path) -> Result<Trained> {
         let run = RunDir::open(run_dir)?;
         let cfg = run.config()?;
+        // Seeding and initialising draw from libtorch's one generator: not while another
+        // thread trains (its dropout masks would change).
+        let _one_at_a_time = exclusive_rng();
         seed_everything(cfg.seed);
         let mut data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
         run.check_fingerprint(&data)?;
