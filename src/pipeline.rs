@@ -259,10 +259,22 @@ pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
     } else {
         tokenizer(cfg).tokenize(text)
     };
+    if cfg.text.lowercase {
+        lowercase(&mut tokens);
+    }
     if let Some(n) = cfg.text.max_tokens {
         tokens.truncate(n);
     }
     tokens
+}
+
+/// `text.lowercase`: every token in lower case.
+fn lowercase(tokens: &mut [String]) {
+    for t in tokens {
+        if t.chars().any(char::is_uppercase) {
+            *t = t.to_lowercase();
+        }
+    }
 }
 
 /// `data.from_images` with its folder resolved: as given, or `<dataset root>/images` when
@@ -502,7 +514,7 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
         c.data.from_images = None;
         return load_dataset(&c, cache, device);
     }
-    let ds = match cfg.data.dataset {
+    let mut ds = match cfg.data.dataset {
         DatasetKind::Synthetic => {
             let s = cfg.data.synthetic.as_ref().ok_or_else(|| anyhow!("`data.synthetic` is missing"))?;
             synthetic::generate(s, cfg.seed)
@@ -520,6 +532,11 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
             crate::data::nus_wide::load(n, cfg.seed)?
         }
     };
+    if cfg.text.lowercase {
+        for item in &mut ds.items {
+            lowercase(&mut item.tokens);
+        }
+    }
     ds.validate()?;
     Ok(ds)
 }

@@ -83,6 +83,12 @@ fn synthetic_end_to_end() {
     ] {
         assert!(run.join(f).is_file(), "missing {f} in {}", run.display());
     }
+    // env.json names the CPU: digits depend on the instruction set MKL's kernels use.
+    let env: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("env.json")).unwrap()).unwrap();
+    assert!(env["cpu"]["simd"].as_str().is_some_and(|s| !s.is_empty()), "{env}");
+    if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+        assert_eq!(env["cpu"]["model"].as_str(), tgcn::run::cpu_model(&info).as_deref(), "{env}");
+    }
     let tb: Vec<PathBuf> = std::fs::read_dir(run.join("tb")).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(tb.iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents")));
     // The saved config is the resolved one and rebuilds the same run.
@@ -516,4 +522,12 @@ fn ema_weights_are_what_is_validated_kept_and_refit() {
         }
         assert!(compared >= 4, "{weights}: {compared} tensors compared");
     }
+}
+
+#[test]
+fn cpu_model_is_the_first_model_name_of_cpuinfo() {
+    let info = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel\t\t: 143\nmodel name\t: Intel(R) Xeon(R) Processor\n\
+                flags\t\t: fpu avx2 avx512f\n\nprocessor\t: 1\nmodel name\t: Other\n";
+    assert_eq!(tgcn::run::cpu_model(info).as_deref(), Some("Intel(R) Xeon(R) Processor"));
+    assert_eq!(tgcn::run::cpu_model("processor\t: 0\nmodel\t\t: 143\n"), None);
 }

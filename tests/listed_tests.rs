@@ -1,8 +1,9 @@
 //! The MAT v5 reader and the list-layout loaders (Eng-Wiki, TVGraz, Ch-Wiki): fixtures in
 //! the official layout written by each test, every documented error, and the real Eng-Wiki.
 
-use crate::common::{shared_data, temp_dir};
+use crate::common::{project_root, shared_data, temp_dir};
 use std::path::{Path, PathBuf};
+use tgcn::config::{Config, Layer};
 use tgcn::data::features::{write_features, Features};
 use tgcn::data::listed::{load_full, ListedConfig, Loaded};
 use tgcn::data::mat5::{mat5_bytes, parse_matrices, read_matrix, MatClass, Matrix};
@@ -556,4 +557,43 @@ fn mat5_negative_dimensions_whose_product_overflows_are_an_error() {
         let e = format!("{:#}", parse_matrices(&bad, &["I_tr"], "dims.mat").unwrap_err());
         assert!(e.contains("dims.mat") && e.contains("I_tr") && e.contains(&r.to_string()), "({r}, {c}): {e}");
     }
+}
+
+/// configs/eng-wiki.yaml on the fixture at `root`, with `sets` applied last.
+fn eng_wiki_config(root: &Path, sets: &[&str]) -> Config {
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/eng-wiki.yaml")).unwrap()];
+    for s in [format!("data.listed.root={}", root.display()), "data.listed.val_fraction=0.34".to_string()]
+        .iter()
+        .map(String::as_str)
+        .chain(sets.iter().copied())
+    {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    Config::from_layers(&layers).unwrap()
+}
+
+#[test]
+fn text_lowercase_folds_every_token_and_the_query_and_is_off_by_default() {
+    let root = eng_wiki_fixture("listed_lowercase");
+    let (plain, cased, folded) = (
+        eng_wiki_config(&root, &[]),
+        eng_wiki_config(&root, &["text.lowercase=false"]),
+        eng_wiki_config(&root, &["text.lowercase=true"]),
+    );
+    let cpu = tch::Device::Cpu;
+    let a = tgcn::pipeline::load_dataset(&cased, None, cpu).unwrap();
+    let b = tgcn::pipeline::load_dataset(&folded, None, cpu).unwrap();
+    assert_eq!(a.items[0].tokens, ["t01", "Goebbels", "wa", "army", "danced.Stearns", "x-ray"]);
+    assert_eq!(b.items[0].tokens, ["t01", "goebbels", "wa", "army", "danced.stearns", "x-ray"]);
+    assert_eq!(a.items.len(), b.items.len());
+    for (x, y) in a.items.iter().zip(&b.items) {
+        let lower: Vec<String> = x.tokens.iter().map(|t| t.to_lowercase()).collect();
+        assert_eq!(y.tokens, lower, "{}", x.id);
+    }
+    assert_eq!(tgcn::pipeline::tokenize_query(&folded, "Army  RIVER x-Ray"), ["army", "river", "x-ray"]);
+    assert_eq!(tgcn::pipeline::tokenize_query(&cased, "Army"), ["Army"]);
+    // Off is the default, and it leaves the config (and so run and cache hashes) as before.
+    assert_eq!(plain, cased);
+    assert_eq!(plain.hash().unwrap(), cased.hash().unwrap());
+    assert_ne!(plain.hash().unwrap(), folded.hash().unwrap());
 }

@@ -249,6 +249,21 @@ fn skipgram_sgd_step_by_hand() {
     assert!(w2[2] < w_out[2], "the second visit moved the negative row further");
 }
 
+/// A score just below the table's end (6 − ½ ulp: (s + 6)·1000/12 rounds to 1000 in f32)
+/// takes the table's last cell; it indexed one past the end and panicked, which stopped a
+/// 50-epoch skip-gram run on Eng-Wiki (seed 3).
+#[test]
+fn skipgram_score_at_the_table_end_takes_the_last_cell() {
+    let table: Vec<f32> = (0..1000).map(|i| i as f32 / 1000.0).collect(); // cell i holds i/1000
+    let s = 6.0f32.next_down();
+    assert_eq!(((s + 6.0) * (1000.0f32 / 6.0 / 2.0)) as usize, 1000, "the rounding this test is about");
+    let (mut u, mut w_out, mut scratch) = (vec![s], vec![1.0f32], vec![0f32]);
+    tgcn::text::skipgram::sgd_pair(&mut u, &mut w_out, &[0], 0.1, &table, &mut scratch, false);
+    let g = (1.0 - 0.999f64) * 0.1; // label 1, σ from cell 999
+    crate::common::assert_close(&[w_out[0] as f64], &[1.0 + g * s as f64], 1e-6, "output row");
+    crate::common::assert_close(&[u[0] as f64], &[s as f64 + g], 1e-6, "input row");
+}
+
 /// The AVX2 build of the SGD step rounds exactly as the portable one (no FMA): the same
 /// bits after many steps on 50-d rows with repeated targets.
 #[test]

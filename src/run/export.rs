@@ -123,7 +123,11 @@ pub fn export_run(
         "vocabulary_size": data.vocab.len(),
         "preprocessing": {
             "text": "bag-of-words counts of the tokens in vocab.txt order (line i = vertex i); out-of-vocabulary tokens are ignored",
-            "tokenizer": "the dataset's tokens (synthetic: whitespace-separated words)",
+            "tokenizer": if cfg.text.lowercase {
+                "the dataset's tokens, lowercased (text.lowercase; synthetic: whitespace-separated words)"
+            } else {
+                "the dataset's tokens (synthetic: whitespace-separated words)"
+            },
             "image": format!(
                 "raw features; the module applies {}{:?} normalisation fitted on the train split",
                 if data.image_norm.sqrt { "√x, then " } else { "" },

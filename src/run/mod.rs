@@ -185,7 +185,39 @@ impl Drop for RunLock {
     }
 }
 
-/// Where and how a run ran: git commit, versions, device, threads, seed, command line.
+/// The CPU a run ran on: its model name (`/proc/cpuinfo`, where there is one) and the
+/// widest vector instruction set it offers. libtorch's MKL picks its kernels by that set,
+/// so the same commit, seed and data reproduce to the digit on CPUs of one kind and can
+/// differ in the fourth decimal between kinds (README, Runs).
+pub fn cpu_record() -> serde_json::Value {
+    let model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| cpu_model(&t));
+    serde_json::json!({ "model": model, "simd": simd() })
+}
+
+/// The first `model name` of a `/proc/cpuinfo` text.
+pub fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_string())
+    })
+}
+
+fn simd() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return "avx512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return if std::arch::is_x86_feature_detected!("fma") { "avx2+fma" } else { "avx2" };
+        }
+        return "sse";
+    }
+    #[allow(unreachable_code)]
+    std::env::consts::ARCH
+}
+
+/// Where and how a run ran: git commit, versions, device, CPU, threads, seed, command line.
 pub fn env_record(cfg: &Config, device: tch::Device, cache: &Path) -> serde_json::Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -205,6 +237,7 @@ pub fn env_record(cfg: &Config, device: tch::Device, cache: &Path) -> serde_json
         "device": format!("{device:?}"),
         "cuda_available": tch::Cuda::is_available(),
         "cuda_devices": tch::Cuda::device_count(),
+        "cpu": cpu_record(),
         "threads": tch::get_num_threads(),
         "seed": cfg.seed,
         "cache_dir": std::fs::canonicalize(cache).unwrap_or(cache.to_path_buf()),

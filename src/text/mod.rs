@@ -31,4 +31,9 @@ pub struct TextConfig {
     /// the full training texts. Absent: whole texts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<usize>,
+    /// Lowercase every token, pre-tokenized texts (Eng-Wiki `text_seqs` keep case) and a
+    /// search query included, so that "Army" and "army" are one word and a case-folded
+    /// vector file (GloVe 6B) covers them. The `en` tokenizer lowercases raw texts anyway.
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
+    pub lowercase: bool,
 }

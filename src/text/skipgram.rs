@@ -163,7 +163,9 @@ pub fn sgd_pair(
         } else if s <= -MAX_EXP {
             0.0
         } else {
-            table[((s + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize]
+            // Just below MAX_EXP the f32 index rounds up to EXP_TABLE (word2vec.c allocates
+            // one spare cell for it); the last cell serves it.
+            table[(((s + MAX_EXP) * (EXP_TABLE as f32 / MAX_EXP / 2.0)) as usize).min(EXP_TABLE - 1)]
         };
         let g = (label - sig) * lr;
         for ((e, b), a) in neu1e.iter_mut().zip(v.iter_mut()).zip(u.iter()) {
