@@ -2,17 +2,9 @@
 //! (skipped with a message where it is absent; `#[ignore]`d, run by `make test-slow`).
 //! Cargo runs tests in the package root, so the configs' relative paths resolve.
 
-use crate::common::{project_root, run_python, shared_data, temp_dir, venv_python};
+use crate::common::{dataset_cfg, project_root, run_python, shared_data, temp_dir, venv_python};
 use tch::Device;
 use tgcn::config::{Config, Layer};
-
-fn dataset_cfg(name: &str, sets: &[&str]) -> Config {
-    let mut layers = vec![Layer::from_file(&project_root().join(format!("configs/{name}.yaml"))).unwrap()];
-    for s in sets {
-        layers.push(Layer::from_set(s).unwrap());
-    }
-    Config::from_layers(&layers).unwrap()
-}
 
 #[test]
 #[ignore = "real data: make test-slow"]

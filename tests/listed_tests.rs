@@ -1,9 +1,9 @@
 //! The MAT v5 reader and the list-layout loaders (Eng-Wiki, TVGraz, Ch-Wiki): fixtures in
 //! the official layout written by each test, every documented error, and the real Eng-Wiki.
 
-use crate::common::{project_root, shared_data, temp_dir};
+use crate::common::{dataset_cfg, shared_data, temp_dir};
 use std::path::{Path, PathBuf};
-use tgcn::config::{Config, Layer};
+use tgcn::config::Config;
 use tgcn::data::features::{write_features, Features};
 use tgcn::data::listed::{load_full, ListedConfig, Loaded};
 use tgcn::data::mat5::{mat5_bytes, parse_matrices, read_matrix, MatClass, Matrix};
@@ -561,15 +561,10 @@ fn mat5_negative_dimensions_whose_product_overflows_are_an_error() {
 
 /// configs/eng-wiki.yaml on the fixture at `root`, with `sets` applied last.
 fn eng_wiki_config(root: &Path, sets: &[&str]) -> Config {
-    let mut layers = vec![Layer::from_file(&project_root().join("configs/eng-wiki.yaml")).unwrap()];
-    for s in [format!("data.listed.root={}", root.display()), "data.listed.val_fraction=0.34".to_string()]
-        .iter()
-        .map(String::as_str)
-        .chain(sets.iter().copied())
-    {
-        layers.push(Layer::from_set(s).unwrap());
-    }
-    Config::from_layers(&layers).unwrap()
+    let root_set = format!("data.listed.root={}", root.display());
+    let all: Vec<&str> =
+        [root_set.as_str(), "data.listed.val_fraction=0.34"].into_iter().chain(sets.iter().copied()).collect();
+    dataset_cfg("eng-wiki", &all)
 }
 
 #[test]

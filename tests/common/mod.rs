@@ -7,6 +7,16 @@ pub fn project_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `configs/<name>.yaml` with `sets` (`--set` assignments) applied in order.
+pub fn dataset_cfg(name: &str, sets: &[&str]) -> tgcn::config::Config {
+    use tgcn::config::Layer;
+    let mut layers = vec![Layer::from_file(&project_root().join(format!("configs/{name}.yaml"))).unwrap()];
+    for s in sets {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    tgcn::config::Config::from_layers(&layers).unwrap()
+}
+
 /// A fresh, empty folder under the target dir, unique to this test name.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = project_root().join("target").join("test-tmp").join(name);
