@@ -258,8 +258,8 @@ pub struct EvalConfig {
     pub scope: Vec<usize>,
     /// Queries scored at once; bounds memory at chunk × database.
     pub chunk: usize,
-    /// What items are ranked by: the trained scorer, or class posteriors (see
-    /// [`crate::eval::posterior`]). Absent: the scorer.
+    /// What items are ranked by: the trained scorer, or class posteriors from class means
+    /// or from the label classifier (see [`crate::eval::posterior`]). Absent: the scorer.
     #[serde(default, skip_serializing_if = "Ranking::is_scorer")]
     pub ranking: Ranking,
     /// τ of the class posteriors, softmax(cos(e, μ_c) / τ); only with `ranking: class_posterior`.
@@ -276,6 +276,10 @@ pub enum Ranking {
     /// The inner product of the two items' class posteriors, each from its own
     /// modality's train-split class means of the embeddings.
     ClassPosterior,
+    /// The inner product of the two items' class posteriors from the label classifier
+    /// that training shared by both towers (`loss.label` > 0): softmax of its logits for
+    /// single-label data, sigmoid per class for multi-label data.
+    Classifier,
 }
 
 impl Ranking {
@@ -630,6 +634,11 @@ impl Config {
         pos("eval.k", self.eval.k)?;
         pos("eval.chunk", self.eval.chunk)?;
         in_range("eval.posterior_temperature", self.eval.posterior_temperature, f64::MIN_POSITIVE, f64::MAX)?;
+        ensure!(
+            self.eval.ranking != Ranking::Classifier || self.loss.label > 0.0,
+            "`eval.ranking: classifier` ranks by the label classifier, which only exists with `loss.label` > 0 (got {})",
+            self.loss.label
+        );
         for (i, &k) in self.eval.scope.iter().enumerate() {
             pos(&format!("eval.scope[{i}]"), k)?;
         }

@@ -413,7 +413,9 @@ fn run() -> Result<()> {
             let t = tgcn::retrieve::Trained::load(&run)?;
             let m = tgcn::retrieve::embed::write_embeddings(&t, &splits, &out)?;
             let what = match m.ranking {
-                "class_posterior" => format!("{}-d class posteriors, ranked by their inner product", m.dim),
+                "class_posterior" | "classifier" => {
+                    format!("{}-d class posteriors, ranked by their inner product", m.dim)
+                }
                 _ => format!("{}-d, {} scorer, bias {:.6}", m.dim, m.scorer, m.bias),
             };
             println!("wrote {} text and image embeddings ({what}) to {}", m.count, out.display());

@@ -173,3 +173,48 @@ fn class_posteriors_match_numpy() {
     let e = format!("{:#}", ClassMeans::fit(&text, &image, &labels.zeros_like(), 0.5).unwrap_err());
     assert!(e.contains("no") && e.contains("labelled"), "{e}");
 }
+
+/// Classifier ranking: the shared label classifier's posteriors, softmax (single-label) or
+/// sigmoid per class (multi-label), and their inner products, against numpy (f64):
+///
+/// ```text
+/// W = [[1,0],[0,1],[1,1]]; b = [0,0.5,-1]; T = [[1,2],[0,-1]]; I = [[2,0],[-1,1]]
+/// p = softmax(E @ W.T + b) (or sigmoid); score = p(T) @ p(I).T
+/// ```
+#[test]
+fn classifier_posteriors_match_numpy() {
+    use tgcn::eval::posterior::ClassifierPosterior;
+    let t = |v: &[f32], cols: i64| Tensor::from_slice(v).view([-1, cols]);
+    let close = |got: &Tensor, want: &[f64]| {
+        let got: Vec<f64> = Vec::try_from(got.to_kind(Kind::Double).flatten(0, -1)).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
+    };
+    let (text, image) = (t(&[1., 2., 0., -1.], 2), t(&[2., 0., -1., 1.], 2));
+    for (multi_label, want_t, want_i, want_s) in [
+        (
+            false,
+            [0.1219516523, 0.5465493873, 0.3314989604, 0.574096993, 0.3482074279, 0.0776955791],
+            [0.6285317192, 0.1402443832, 0.2312238976, 0.0705094607, 0.8589810787, 0.0705094607],
+            [0.2299514451, 0.5014481404, 0.4276373806, 0.3450611347],
+        ),
+        (
+            true,
+            [0.7310585786, 0.92414182, 0.880797078, 0.5, 0.3775406688, 0.119202922],
+            [0.880797078, 0.6224593312, 0.7310585786, 0.2689414214, 0.8175744762, 0.2689414214],
+            [1.863069219, 1.1890495157, 0.7625465699, 0.4751969285],
+        ),
+    ] {
+        let c = ClassifierPosterior {
+            weight: t(&[1., 0., 0., 1., 1., 1.], 2),
+            bias: Tensor::from_slice(&[0f32, 0.5, -1.]),
+            multi_label,
+        };
+        let (pt, pi) = (c.posterior(&text), c.posterior(&image));
+        close(&pt, &want_t);
+        close(&pi, &want_i);
+        close(&pt.mm(&pi.tr()), &want_s);
+    }
+}

@@ -297,19 +297,64 @@ fn class_posterior_ranking_matches_loops_search_embed_and_export() {
     let run = posterior_run();
     let t = Trained::load(&run).unwrap();
     assert_eq!(t.ranker.name(), "class_posterior");
-    let want = summary_test_vs_test(&run);
-    let rows = |x: &Tensor| -> Vec<Vec<f64>> {
-        let n = x.size()[0];
-        (0..n).map(|i| Vec::try_from(x.get(i).to_kind(Kind::Double)).unwrap()).collect()
-    };
     let (tr, te) = (tgcn::eval::embed(&t.model, &t.data.train, 512), tgcn::eval::embed(&t.model, &t.data.test, 512));
     let c = t.data.classes.len();
     let post =
         |train: &Tensor, test: &Tensor| loop_posteriors(&rows(train), &t.data.train.label_lists, &rows(test), c, 0.2);
     let (pt, pi) = (post(&tr.text, &te.text), post(&tr.image, &te.image));
+    check_posterior_ranking(&run, &t, &pt, &pi, true);
+}
+
+/// `eval.ranking: classifier` on multi-label data: the posteriors are the sigmoid of the
+/// shared label classifier's logits, computed here with loops from its weights; the
+/// evaluation, `tgcn search`, `tgcn embed` and the exported scorer all rank by their
+/// inner product, as for class posteriors. Without the label loss it is a config error.
+#[test]
+fn classifier_ranking_matches_loops_search_embed_and_export() {
+    let run = small_run(
+        "retrieve_classifier_runs",
+        &["data.synthetic.max_labels=3", "loss.label=1.0", "eval.ranking=classifier"],
+    );
+    let t = Trained::load(&run).unwrap();
+    assert_eq!(t.ranker.name(), "classifier");
+    assert!(t.data.multi_label);
+    let lin = t.model.classifier.as_ref().unwrap();
+    let (w, b) = (rows(&lin.ws), Vec::<f64>::try_from(lin.bs.as_ref().unwrap().to_kind(Kind::Double)).unwrap());
+    let post = |x: &Tensor| -> Vec<Vec<f64>> {
+        rows(x)
+            .iter()
+            .map(|e| {
+                w.iter()
+                    .zip(&b)
+                    .map(|(wc, bc)| 1.0 / (1.0 + (-(wc.iter().zip(e).map(|(a, b)| a * b).sum::<f64>() + bc)).exp()))
+                    .collect()
+            })
+            .collect()
+    };
+    let te = tgcn::eval::embed(&t.model, &t.data.test, 512);
+    check_posterior_ranking(&run, &t, &post(&te.text), &post(&te.image), false);
+
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
+    layers.push(Layer::from_set("eval.ranking=classifier").unwrap());
+    let e = format!("{:#}", Config::from_layers(&layers).unwrap_err());
+    assert!(e.contains("eval.ranking: classifier") && e.contains("loss.label"), "{e}");
+}
+
+/// The rows of a 2-d tensor in f64.
+fn rows(x: &Tensor) -> Vec<Vec<f64>> {
+    (0..x.size()[0]).map(|i| Vec::try_from(x.get(i).to_kind(Kind::Double)).unwrap()).collect()
+}
+
+/// A run ranked by posteriors: `pt`, `pi` are the test split's text and image posteriors
+/// computed independently in f64. MAP@all from loops over their inner products matches
+/// the run's evaluation; `tgcn search` gives the evaluation's MAP exactly; `tgcn embed`
+/// writes these posteriors (rows summing to 1 when `softmax`); the export's manifest
+/// names the ranking and Python runs its scorer.
+fn check_posterior_ranking(run: &Path, t: &Trained, pt: &[Vec<f64>], pi: &[Vec<f64>], softmax: bool) {
+    let want = summary_test_vs_test(run);
     let n = t.data.test.len();
     let labels = &t.data.test.label_lists;
-    for (dir, q, db) in [("t2i", &pt, &pi), ("i2t", &pi, &pt)] {
+    for (dir, q, db) in [("t2i", pt, pi), ("i2t", pi, pt)] {
         let mut aps = Vec::new();
         for (a, qa) in q.iter().enumerate() {
             let s: Vec<f64> = db.iter().map(|d| d.iter().zip(qa).map(|(x, y)| x * y).sum()).collect();
@@ -326,29 +371,32 @@ fn class_posterior_ranking_matches_loops_search_embed_and_export() {
         let side = if dir == "t2i" { Side::Text } else { Side::Image };
         let mut aps = Vec::new();
         for id in &t.data.test.ids {
-            let r = search(&t, &Query::Item { split: Split::Test, id: id.clone(), side }, Against::Test, n).unwrap();
+            let r = search(t, &Query::Item { split: Split::Test, id: id.clone(), side }, Against::Test, n).unwrap();
             aps.push(ap_all(&r.hits.iter().map(|h| h.relevant.unwrap()).collect::<Vec<_>>()));
         }
         let map = aps.iter().sum::<f64>() / n as f64;
         assert!((map - eval).abs() < 1e-9, "{dir}: MAP@all from search {map} vs evaluation {eval}");
     }
 
-    // `tgcn embed`: [n, C] posteriors (rows sum to 1), as the loops give them.
-    let out = temp_dir("retrieve_posterior_embed").join("emb");
-    let m = tgcn::retrieve::embed::write_embeddings(&t, &[Split::Test], &out).unwrap();
-    assert_eq!((m.ranking, m.dim, m.bias), ("class_posterior", c, 0.0));
+    // `tgcn embed`: [n, C] posteriors, as the loops give them.
+    let name = t.ranker.name();
+    let c = t.data.classes.len();
+    let out = temp_dir(&format!("retrieve_{name}_embed")).join("emb");
+    let m = tgcn::retrieve::embed::write_embeddings(t, &[Split::Test], &out).unwrap();
+    assert_eq!((m.ranking, m.dim, m.bias), (name, c, 0.0));
     let text = rows(&Tensor::read_npy(out.join("text.npy")).unwrap());
     let image = rows(&Tensor::read_npy(out.join("image.npy")).unwrap());
-    for (got, want) in [(&text, &pt), (&image, &pi)] {
+    for (got, want) in [(&text, pt), (&image, pi)] {
+        assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(want.iter()) {
-            assert!((g.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+            assert!(!softmax || (g.iter().sum::<f64>() - 1.0).abs() < 1e-5);
             assert!(g.iter().zip(w).all(|(a, b)| (a - b).abs() < 1e-5), "{g:?} vs {w:?}");
         }
     }
 
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("export/manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["ranking"], "class_posterior");
+    assert_eq!(manifest["ranking"], name);
     if let Some(py) = venv_python() {
         let out = run_python(
             &py,

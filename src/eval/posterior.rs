@@ -13,6 +13,11 @@
 //! the text maps to. The class means come from the train split only (its labels are what
 //! training saw); validation and test labels are never read. A class with no train item
 //! has no mean, and its posterior is 0 everywhere.
+//!
+//! `eval.ranking: classifier` takes the posteriors from the label classifier `W e + b`
+//! that training shared by both towers (`loss.label`) instead, as trained: softmax of the
+//! logits for single-label data, sigmoid per class for multi-label data (the score is
+//! then the expected number of shared labels). Nothing is fitted at evaluation time.
 
 use anyhow::{ensure, Result};
 use tch::{Device, Kind, Tensor};
@@ -69,6 +74,36 @@ impl ClassMeans {
             image: self.image.to_device(device),
             present: self.present.to_device(device),
             temperature: self.temperature,
+        }
+    }
+}
+
+/// The label classifier's posteriors (`eval.ranking: classifier`): `weight: [C, D]`,
+/// `bias: [C]`, copied from the trained model.
+#[derive(Debug)]
+pub struct ClassifierPosterior {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    /// Sigmoid per class (multi-label data) instead of a softmax over classes.
+    pub multi_label: bool,
+}
+
+impl ClassifierPosterior {
+    /// p(c | e) for embeddings `[n, D]` of either tower → `[n, C]`.
+    pub fn posterior(&self, e: &Tensor) -> Tensor {
+        let logits = e.to_kind(Kind::Float).linear(&self.weight, Some(&self.bias));
+        if self.multi_label {
+            logits.sigmoid()
+        } else {
+            logits.softmax(1, Kind::Float)
+        }
+    }
+
+    pub fn to_device(&self, device: Device) -> ClassifierPosterior {
+        ClassifierPosterior {
+            weight: self.weight.to_device(device),
+            bias: self.bias.to_device(device),
+            multi_label: self.multi_label,
         }
     }
 }

@@ -6,10 +6,10 @@
 
 use crate::config::{EvalConfig, Protocol, Ranking};
 use crate::eval::map::{RankAccumulator, RankStats};
-use crate::eval::posterior::ClassMeans;
+use crate::eval::posterior::{ClassMeans, ClassifierPosterior};
 use crate::model::Model;
 use crate::pipeline::{Prepared, SplitTensors};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -46,6 +46,8 @@ pub enum Ranker {
     Scorer,
     /// Inner products of class posteriors ([`ClassMeans`] of the train split).
     Posterior(ClassMeans),
+    /// Inner products of the label classifier's posteriors.
+    Classifier(ClassifierPosterior),
 }
 
 impl Ranker {
@@ -56,6 +58,19 @@ impl Ranker {
             Ranking::ClassPosterior => {
                 let train = embed(model, &data.train, batch);
                 Ranker::Posterior(ClassMeans::fit(&train.text, &train.image, &train.labels, cfg.posterior_temperature)?)
+            }
+            Ranking::Classifier => {
+                let c = model
+                    .classifier
+                    .as_ref()
+                    .context("`eval.ranking: classifier` needs the label classifier, which `loss.label` > 0 trains")?;
+                let copy = |t: &Tensor| tch::no_grad(|| t.detach().copy());
+                let bias = c.bs.as_ref().context("the label classifier has no bias")?;
+                Ranker::Classifier(ClassifierPosterior {
+                    weight: copy(&c.ws),
+                    bias: copy(bias),
+                    multi_label: data.multi_label,
+                })
             }
         })
     }
@@ -75,6 +90,7 @@ impl Ranker {
         match self {
             Ranker::Scorer => t.shallow_clone(),
             Ranker::Posterior(c) => c.text_posterior(t),
+            Ranker::Classifier(c) => c.posterior(t),
         }
     }
 
@@ -83,6 +99,7 @@ impl Ranker {
         match self {
             Ranker::Scorer => i.shallow_clone(),
             Ranker::Posterior(c) => c.image_posterior(i),
+            Ranker::Classifier(c) => c.posterior(i),
         }
     }
 
@@ -90,7 +107,7 @@ impl Ranker {
     pub fn matrix(&self, model: &Model, text: &Tensor, image: &Tensor) -> Tensor {
         match self {
             Ranker::Scorer => model.scorer.matrix(text, image, false),
-            Ranker::Posterior(_) => text.mm(&image.tr()),
+            Ranker::Posterior(_) | Ranker::Classifier(_) => text.mm(&image.tr()),
         }
     }
 
@@ -104,7 +121,7 @@ impl Ranker {
     ) -> (Tensor, Tensor, Option<Tensor>) {
         match self {
             Ranker::Scorer => model.scorer.inner_product_sides(text, image),
-            Ranker::Posterior(_) => (text.shallow_clone(), image.shallow_clone(), None),
+            Ranker::Posterior(_) | Ranker::Classifier(_) => (text.shallow_clone(), image.shallow_clone(), None),
         }
     }
 
@@ -112,6 +129,7 @@ impl Ranker {
         match self {
             Ranker::Scorer => "scorer",
             Ranker::Posterior(_) => "class_posterior",
+            Ranker::Classifier(_) => "classifier",
         }
     }
 
@@ -123,6 +141,10 @@ impl Ranker {
                 "sum_c p(c|text) p(c|image), p = softmax(cos(embedding, train-split class mean of its modality) / {})",
                 c.temperature
             ),
+            Ranker::Classifier(c) => format!(
+                "sum_c p(c|text) p(c|image), p = {} of the shared label classifier's logits (W embedding + b)",
+                if c.multi_label { "the sigmoid per class" } else { "the softmax" }
+            ),
         }
     }
 
@@ -130,6 +152,7 @@ impl Ranker {
         match self {
             Ranker::Scorer => Ranker::Scorer,
             Ranker::Posterior(c) => Ranker::Posterior(c.to_device(device)),
+            Ranker::Classifier(c) => Ranker::Classifier(c.to_device(device)),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! ```text
 //! DIR/text.npy    [n, D] f32   text side: t ⊙ w (product scorer) or t/|t| (cosine);
 //!                              [n, C] class posteriors with `eval.ranking: class_posterior`
+//!                              or `classifier`
 //! DIR/image.npy   [n, D] f32   image side: i (product) or i/|i| (cosine); or [n, C] posteriors
 //! DIR/labels.npy  [n, C] f32   multi-hot labels
 //! DIR/ids.txt     n lines      item ids, in row order
@@ -14,7 +15,7 @@
 //! The model's score of text row a against image row b is exactly
 //! `⟨text[a], image[b]⟩ + bias` (the product scorer's weight w is folded into the text
 //! side; for cosine both sides are L2-normalised and the bias is 0; for class-posterior
-//! ranking both sides are posteriors and the bias is 0). The sides come from
+//! or classifier ranking both sides are posteriors and the bias is 0). The sides come from
 //! [`crate::eval::Ranker::inner_product_sides`], beside the function the evaluation's
 //! score matrix is computed with. Everything is written to `DIR.partial/` and renamed at the end.
 
@@ -28,6 +29,15 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tch::Device;
 
+/// A side of classifier ranking, in words (both towers share the classifier).
+fn classifier_side(multi_label: bool) -> &'static str {
+    if multi_label {
+        "p(c | x): sigmoid of the shared label classifier's logits W x + b, per class"
+    } else {
+        "p(c | x): softmax of the shared label classifier's logits W x + b"
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbedManifest {
     pub run: PathBuf,
@@ -39,8 +49,8 @@ pub struct EmbedManifest {
     pub dim: usize,
     /// `product` or `cosine`.
     pub scorer: &'static str,
-    /// `scorer` (the sides are embeddings) or `class_posterior` (the sides are class
-    /// posteriors `[n, C]`, in the order of `classes`).
+    /// `scorer` (the sides are embeddings), or `class_posterior` or `classifier` (the
+    /// sides are class posteriors `[n, C]`, in the order of `classes`).
     pub ranking: &'static str,
     /// score(text a, image b) = ⟨text[a], image[b]⟩ + bias.
     pub bias: f64,
@@ -116,11 +126,13 @@ pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<Emb
         ranking: t.ranker.name(),
         text_side: match (&t.ranker, product) {
             (Ranker::Posterior(_), _) => "p(c | t): softmax of cos(t, train-split text class means) / tau",
+            (Ranker::Classifier(c), _) => classifier_side(c.multi_label),
             (Ranker::Scorer, true) => "t * w (the product scorer's weight folded in)",
             (Ranker::Scorer, false) => "t / |t| (L2-normalised)",
         },
         image_side: match (&t.ranker, product) {
             (Ranker::Posterior(_), _) => "p(c | i): softmax of cos(i, train-split image class means) / tau",
+            (Ranker::Classifier(c), _) => classifier_side(c.multi_label),
             (Ranker::Scorer, true) => "i",
             (Ranker::Scorer, false) => "i / |i| (L2-normalised)",
         },
