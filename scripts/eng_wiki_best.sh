@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The README's best Eng-Wiki rows: configs/eng-wiki-best.yaml (chosen on validation by
-# `tgcn sweep`, docs/sweeps/eng-wiki.md) and its bag-of-words ablation, seeds 1 2 3, each
+# The best Eng-Wiki rows of docs/results/eng-wiki.md: configs/eng-wiki-best.yaml (chosen on validation by
+# `tgcn sweep`, docs/experiments/eng-wiki.md) and its bag-of-words ablation, seeds 1 2 3, each
 # trained once and tested once; then `tgcn report` prints the table.
 # Usage: [RUNS=runs] scripts/eng_wiki_best.sh [SEED...] (default 1 2 3). Runs land in
 # $RUNS/eng-wiki/ and the report covers every best-gcn / best-mlp run there.

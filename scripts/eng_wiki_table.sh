@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's Eng-Wiki table: three variants x three seeds, then `tgcn report`.
+# The shortened-recipe Eng-Wiki table of docs/results/eng-wiki.md: three variants x three seeds, then `tgcn report`.
 # Shortened from the authors' 15 epochs x 80k pairs to 12 epochs x 20k pairs to fit a
-# 2-core budget (see README). Usage: scripts/eng_wiki_table.sh [SEED...] (default 1 2 3);
+# 2-core budget (see docs/results/eng-wiki.md). Usage: scripts/eng_wiki_table.sh [SEED...] (default 1 2 3);
 # VARIANTS="gcn-word2vec mlp-bow gcn-glove" selects rows. Runs land in runs/eng-wiki/.
 set -euo pipefail
 cd "$(dirname "$0")/.."

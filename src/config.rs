@@ -72,9 +72,89 @@ pub struct DataConfig {
     pub nus_wide: Option<crate::data::nus_wide::NusWideConfig>,
 }
 
+/// The active dataset's block of `data`: the one place that maps `data.dataset` to the
+/// block holding its layout's settings. Eng-Wiki, TVGraz and Ch-Wiki share `listed`.
+#[derive(Debug, Clone, Copy)]
+pub enum DatasetBlock<'a> {
+    Synthetic(&'a SyntheticConfig),
+    Listed(&'a crate::data::listed::ListedConfig),
+    Pascal(&'a crate::data::pascal::PascalConfig),
+    NusWide(&'a crate::data::nus_wide::NusWideConfig),
+}
+
+impl DataConfig {
+    /// The key of the block that `data.dataset` needs (`listed` for the list-file layouts).
+    pub fn block_key(&self) -> &'static str {
+        match self.dataset {
+            DatasetKind::Synthetic => "synthetic",
+            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => "listed",
+            DatasetKind::Pascal => "pascal",
+            DatasetKind::NusWide => "nus_wide",
+        }
+    }
+
+    /// The active dataset's block; an error naming the key when it is absent.
+    pub fn block(&self) -> Result<DatasetBlock<'_>> {
+        let block = match self.dataset {
+            DatasetKind::Synthetic => self.synthetic.as_ref().map(DatasetBlock::Synthetic),
+            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+                self.listed.as_ref().map(DatasetBlock::Listed)
+            }
+            DatasetKind::Pascal => self.pascal.as_ref().map(DatasetBlock::Pascal),
+            DatasetKind::NusWide => self.nus_wide.as_ref().map(DatasetBlock::NusWide),
+        };
+        block.ok_or_else(|| {
+            anyhow!("`data.{}` is required when `data.dataset` is {}", self.block_key(), self.dataset.name())
+        })
+    }
+
+    /// The root folder of the active dataset block, if it has one.
+    pub fn root(&self) -> Option<&Path> {
+        match self.block().ok()? {
+            DatasetBlock::Synthetic(_) => None,
+            DatasetBlock::Listed(l) => Some(&l.root),
+            DatasetBlock::Pascal(p) => Some(&p.root),
+            DatasetBlock::NusWide(n) => Some(&n.root),
+        }
+    }
+
+    /// Points the active dataset block at another root folder.
+    pub fn set_root(&mut self, root: PathBuf) -> Result<()> {
+        self.block()?;
+        match self.dataset {
+            DatasetKind::Synthetic => bail!("the synthetic dataset has no source folder"),
+            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+                self.listed.as_mut().expect("checked by block()").root = root
+            }
+            DatasetKind::Pascal => self.pascal.as_mut().expect("checked by block()").root = root,
+            DatasetKind::NusWide => self.nus_wide.as_mut().expect("checked by block()").root = root,
+        }
+        Ok(())
+    }
+
+    /// Points the active dataset block's image features at `path` (a `.npy` keyed by id),
+    /// as `data.from_images` does once it has featurized the images.
+    pub fn set_image_features(&mut self, path: PathBuf) -> Result<()> {
+        self.block()?;
+        match self.dataset {
+            DatasetKind::Synthetic => bail!("`data.from_images` does not apply to the synthetic dataset"),
+            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
+                self.listed.as_mut().expect("checked by block()").image_features =
+                    crate::data::listed::ImageSource::File { path }
+            }
+            DatasetKind::Pascal => self.pascal.as_mut().expect("checked by block()").image_features = path,
+            DatasetKind::NusWide => {
+                self.nus_wide.as_mut().expect("checked by block()").image_features =
+                    crate::data::nus_wide::NusFeatures::Npy { path }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `data.from_images`: raw images → features, keyed by file stem, surrounding spaces
 /// trimmed (`<id>.jpg`, `<id> .jpg` → `<id>`); files that share a stem are told apart by
-/// the dataset lists' categories (`pipeline::resolve_image_ids`).
+/// the dataset lists' categories (`prepare::resolve_image_ids`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FromImages {
@@ -323,6 +403,173 @@ pub struct ExportConfig {
     pub enabled: bool,
 }
 
+fn pos(key: &str, v: usize) -> Result<()> {
+    ensure!(v >= 1, "`{key}` must be at least 1, got {v}");
+    Ok(())
+}
+
+fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
+    ensure!(v.is_finite() && v >= lo && v <= hi, "`{key}` must be {}, got {v}", range_text(lo, hi));
+    Ok(())
+}
+
+impl DataConfig {
+    /// The active dataset's block is present and valid (the others are not read).
+    fn validate(&self) -> Result<()> {
+        match self.block()? {
+            DatasetBlock::Synthetic(s) => validate_synthetic(s),
+            DatasetBlock::Listed(l) => l.validate().context("`data.listed`"),
+            DatasetBlock::Pascal(p) => p.validate("data.pascal"),
+            DatasetBlock::NusWide(n) => n.validate("data.nus_wide"),
+        }
+    }
+}
+
+fn validate_synthetic(s: &SyntheticConfig) -> Result<()> {
+    ensure!(s.classes >= 2, "`data.synthetic.classes` must be at least 2, got {}", s.classes);
+    pos("data.synthetic.words_per_class", s.words_per_class)?;
+    pos("data.synthetic.vector_dim", s.vector_dim)?;
+    pos("data.synthetic.image_dim", s.image_dim)?;
+    pos("data.synthetic.text_len_min", s.text_len_min)?;
+    ensure!(
+        s.text_len_max >= s.text_len_min,
+        "`data.synthetic.text_len_max` ({}) is below `text_len_min` ({})",
+        s.text_len_max,
+        s.text_len_min
+    );
+    in_range("data.synthetic.topic_prob", s.topic_prob, 0.0, 1.0)?;
+    in_range("data.synthetic.vector_noise", s.vector_noise, 0.0, f64::MAX)?;
+    in_range("data.synthetic.image_noise", s.image_noise, 0.0, f64::MAX)?;
+    ensure!(
+        (1..=s.classes).contains(&s.max_labels),
+        "`data.synthetic.max_labels` must lie in [1, {}], got {}",
+        s.classes,
+        s.max_labels
+    );
+    ensure!(
+        s.topic_prob == 1.0 || s.shared_words > 0,
+        "`data.synthetic.shared_words` must be at least 1 when `topic_prob` < 1"
+    );
+    pos("data.synthetic.train", s.train)?;
+    pos("data.synthetic.val", s.val)?;
+    pos("data.synthetic.test", s.test)
+}
+
+fn validate_text(t: &TextConfig) -> Result<()> {
+    pos("text.min_freq", t.min_freq)?;
+    if let Some(m) = t.max_vocab {
+        pos("text.max_vocab", m)?;
+    }
+    if let Some(m) = t.max_tokens {
+        pos("text.max_tokens", m)?;
+    }
+    Ok(())
+}
+
+fn validate_graph(g: &GraphConfig) -> Result<()> {
+    pos("graph.k", g.k)?;
+    pos("graph.knn_chunk", g.knn_chunk)
+}
+
+fn validate_model(m: &ModelConfig) -> Result<()> {
+    if m.text.kind == TextKind::Gcn {
+        ensure!(!m.text.cheb.is_empty(), "`model.text.cheb` needs at least one layer");
+    }
+    for (i, l) in m.text.cheb.iter().enumerate() {
+        pos(&format!("model.text.cheb[{i}].k"), l.k)?;
+        pos(&format!("model.text.cheb[{i}].filters"), l.filters)?;
+    }
+    for (i, &h) in m.text.fc.iter().enumerate() {
+        pos(&format!("model.text.fc[{i}]"), h)?;
+    }
+    for (i, &h) in m.image.hidden.iter().enumerate() {
+        pos(&format!("model.image.hidden[{i}]"), h)?;
+    }
+    pos("model.embed_dim", m.embed_dim)?;
+    for (key, p) in [
+        ("model.dropout", m.dropout),
+        ("model.text.input_dropout", m.text.input_dropout),
+        ("model.text.dropout", m.text.dropout),
+        ("model.image.dropout", m.image.dropout),
+    ] {
+        ensure!((0.0..1.0).contains(&p), "`{key}` must lie in [0, 1), got {p}");
+    }
+    Ok(())
+}
+
+impl LossConfig {
+    fn validate(&self) -> Result<()> {
+        in_range("loss.lambda", self.lambda, 0.0, f64::MAX)?;
+        in_range("loss.margin", self.margin, 0.0, f64::MAX)?;
+        in_range("loss.l2", self.l2, 0.0, f64::MAX)?;
+        in_range("loss.global", self.global, 0.0, f64::MAX)?;
+        in_range("loss.contrastive", self.contrastive, 0.0, f64::MAX)?;
+        in_range("loss.temperature", self.temperature, f64::MIN_POSITIVE, f64::MAX)?;
+        in_range("loss.label", self.label, 0.0, f64::MAX)?;
+        in_range("loss.invariance", self.invariance, 0.0, f64::MAX)?;
+        ensure!(
+            self.global + self.contrastive + self.label > 0.0,
+            "`loss.global`, `loss.contrastive` and `loss.label` are all 0: nothing to train on"
+        );
+        ensure!(
+            !self.learn_temperature || self.contrastive > 0.0,
+            "`loss.learn_temperature` needs `loss.contrastive` > 0 (τ only enters the contrastive term)"
+        );
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<()> {
+        pos("train.epochs", self.epochs)?;
+        pos("train.batch_size", self.batch_size)?;
+        ensure!(self.lr.is_finite() && self.lr > 0.0, "`train.lr` must be positive, got {}", self.lr);
+        in_range("train.lr_decay", self.lr_decay, f64::MIN_POSITIVE, 1.0)?;
+        in_range("train.weight_decay", self.weight_decay, 0.0, f64::MAX)?;
+        ensure!(
+            self.warmup_epochs < self.epochs,
+            "`train.warmup_epochs` = {} must be below `train.epochs` = {}",
+            self.warmup_epochs,
+            self.epochs
+        );
+        if let Some(p) = self.patience {
+            pos("train.patience", p)?;
+        }
+        if let Some(d) = self.ema {
+            ensure!(d > 0.0 && d < 1.0, "`train.ema` is a decay per optimizer step and must lie in (0, 1), got {d}");
+        }
+        if let Some(n) = self.steps_per_epoch {
+            pos("train.steps_per_epoch", n)?;
+            ensure!(
+                self.pairs == PairMode::InBatch,
+                "`train.steps_per_epoch` is for `train.pairs: in_batch`; sampled mode sets its steps with \
+                 `train.pairs_per_epoch`"
+            );
+        }
+        if self.pairs == PairMode::Sampled {
+            pos("train.pairs_per_epoch", self.pairs_per_epoch)?;
+            ensure!(
+                self.batch_size >= 2,
+                "`train.batch_size` must be at least 2 in sampled mode (half positives, half negatives), got {}",
+                self.batch_size
+            );
+        }
+        pos("train.eval_every", self.eval_every)
+    }
+}
+
+impl EvalConfig {
+    fn validate(&self) -> Result<()> {
+        pos("eval.k", self.k)?;
+        pos("eval.chunk", self.chunk)?;
+        in_range("eval.posterior_temperature", self.posterior_temperature, f64::MIN_POSITIVE, f64::MAX)?;
+        for (i, &k) in self.scope.iter().enumerate() {
+            pos(&format!("eval.scope[{i}]"), k)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn is_empty_path(p: &Path) -> bool {
     p.as_os_str().is_empty()
 }
@@ -462,17 +709,10 @@ impl Config {
         Ok(serde_yaml::to_string(self)?)
     }
 
-    /// Range checks that need no data. Data-dependent checks (k < vocabulary size,
-    /// batch ≤ split size) run when the data is prepared.
+    /// Range checks that need no data, one block at a time, then the rules that tie
+    /// blocks together. Data-dependent checks (k < vocabulary size, batch ≤ split size)
+    /// run when the data is prepared.
     pub fn validate(&self) -> Result<()> {
-        fn pos(key: &str, v: usize) -> Result<()> {
-            ensure!(v >= 1, "`{key}` must be at least 1, got {v}");
-            Ok(())
-        }
-        fn in_range(key: &str, v: f64, lo: f64, hi: f64) -> Result<()> {
-            ensure!(v.is_finite() && v >= lo && v <= hi, "`{key}` must be {}, got {v}", range_text(lo, hi));
-            Ok(())
-        }
         ensure!(
             !self.name.is_empty()
                 && !self.name.starts_with('.')
@@ -481,107 +721,24 @@ impl Config {
              (it becomes part of the run folder's name)",
             self.name
         );
-        if self.data.dataset == DatasetKind::Synthetic {
-            let s = self
-                .data
-                .synthetic
-                .as_ref()
-                .ok_or_else(|| anyhow!("`data.synthetic` is required when `data.dataset` is synthetic"))?;
-            ensure!(s.classes >= 2, "`data.synthetic.classes` must be at least 2, got {}", s.classes);
-            pos("data.synthetic.words_per_class", s.words_per_class)?;
-            pos("data.synthetic.vector_dim", s.vector_dim)?;
-            pos("data.synthetic.image_dim", s.image_dim)?;
-            pos("data.synthetic.text_len_min", s.text_len_min)?;
-            ensure!(
-                s.text_len_max >= s.text_len_min,
-                "`data.synthetic.text_len_max` ({}) is below `text_len_min` ({})",
-                s.text_len_max,
-                s.text_len_min
-            );
-            in_range("data.synthetic.topic_prob", s.topic_prob, 0.0, 1.0)?;
-            in_range("data.synthetic.vector_noise", s.vector_noise, 0.0, f64::MAX)?;
-            in_range("data.synthetic.image_noise", s.image_noise, 0.0, f64::MAX)?;
-            ensure!(
-                (1..=s.classes).contains(&s.max_labels),
-                "`data.synthetic.max_labels` must lie in [1, {}], got {}",
-                s.classes,
-                s.max_labels
-            );
-            ensure!(
-                s.topic_prob == 1.0 || s.shared_words > 0,
-                "`data.synthetic.shared_words` must be at least 1 when `topic_prob` < 1"
-            );
-            pos("data.synthetic.train", s.train)?;
-            pos("data.synthetic.val", s.val)?;
-            pos("data.synthetic.test", s.test)?;
-        }
-        let block = |present: bool, key: &str| {
-            ensure!(present, "`data.{key}` is required when `data.dataset` is {}", self.data.dataset.name());
-            Ok(())
-        };
-        match self.data.dataset {
-            DatasetKind::Synthetic => {}
-            DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => {
-                block(self.data.listed.is_some(), "listed")?;
-                self.data.listed.as_ref().unwrap().validate().context("`data.listed`")?;
-            }
-            DatasetKind::Pascal => {
-                block(self.data.pascal.is_some(), "pascal")?;
-                self.data.pascal.as_ref().unwrap().validate("data.pascal")?;
-            }
-            DatasetKind::NusWide => {
-                block(self.data.nus_wide.is_some(), "nus_wide")?;
-                self.data.nus_wide.as_ref().unwrap().validate("data.nus_wide")?;
-            }
-        }
-        pos("text.min_freq", self.text.min_freq)?;
-        if let Some(m) = self.text.max_vocab {
-            pos("text.max_vocab", m)?;
-        }
-        if let Some(m) = self.text.max_tokens {
-            pos("text.max_tokens", m)?;
-        }
+        self.data.validate()?;
+        validate_text(&self.text)?;
         self.vectors.validate()?;
-        pos("graph.k", self.graph.k)?;
-        pos("graph.knn_chunk", self.graph.knn_chunk)?;
-        if self.model.text.kind == TextKind::Gcn {
-            ensure!(!self.model.text.cheb.is_empty(), "`model.text.cheb` needs at least one layer");
-        }
-        for (i, l) in self.model.text.cheb.iter().enumerate() {
-            pos(&format!("model.text.cheb[{i}].k"), l.k)?;
-            pos(&format!("model.text.cheb[{i}].filters"), l.filters)?;
-        }
-        for (i, &h) in self.model.text.fc.iter().enumerate() {
-            pos(&format!("model.text.fc[{i}]"), h)?;
-        }
-        for (i, &h) in self.model.image.hidden.iter().enumerate() {
-            pos(&format!("model.image.hidden[{i}]"), h)?;
-        }
-        pos("model.embed_dim", self.model.embed_dim)?;
-        for (key, p) in [
-            ("model.dropout", self.model.dropout),
-            ("model.text.input_dropout", self.model.text.input_dropout),
-            ("model.text.dropout", self.model.text.dropout),
-            ("model.image.dropout", self.model.image.dropout),
-        ] {
-            ensure!((0.0..1.0).contains(&p), "`{key}` must lie in [0, 1), got {p}");
-        }
+        validate_graph(&self.graph)?;
+        validate_model(&self.model)?;
+        self.loss.validate()?;
+        self.train.validate()?;
+        self.eval.validate()?;
+        self.validate_across_blocks()
+    }
+
+    /// The rules between blocks: a loss term and the pairs it needs, a ranking and the
+    /// head it ranks by, the text input and the tower kind.
+    fn validate_across_blocks(&self) -> Result<()> {
         ensure!(
             !self.model.text.concat_bow || self.model.text.kind == TextKind::Gcn,
             "`model.text.concat_bow` adds the bag of words beside the graph features; with \
              `model.text.kind: mlp` the input is the bag of words already"
-        );
-        in_range("loss.lambda", self.loss.lambda, 0.0, f64::MAX)?;
-        in_range("loss.margin", self.loss.margin, 0.0, f64::MAX)?;
-        in_range("loss.l2", self.loss.l2, 0.0, f64::MAX)?;
-        in_range("loss.global", self.loss.global, 0.0, f64::MAX)?;
-        in_range("loss.contrastive", self.loss.contrastive, 0.0, f64::MAX)?;
-        in_range("loss.temperature", self.loss.temperature, f64::MIN_POSITIVE, f64::MAX)?;
-        in_range("loss.label", self.loss.label, 0.0, f64::MAX)?;
-        in_range("loss.invariance", self.loss.invariance, 0.0, f64::MAX)?;
-        ensure!(
-            self.loss.global + self.loss.contrastive + self.loss.label > 0.0,
-            "`loss.global`, `loss.contrastive` and `loss.label` are all 0: nothing to train on"
         );
         ensure!(
             self.loss.invariance == 0.0 || self.train.pairs == PairMode::InBatch,
@@ -589,59 +746,15 @@ impl Config {
             self.loss.invariance
         );
         ensure!(
-            !self.loss.learn_temperature || self.loss.contrastive > 0.0,
-            "`loss.learn_temperature` needs `loss.contrastive` > 0 (τ only enters the contrastive term)"
-        );
-        ensure!(
             self.loss.contrastive == 0.0 || self.train.pairs == PairMode::InBatch,
             "`loss.contrastive` = {} needs `train.pairs: in_batch` (it contrasts every pair of a batch)",
             self.loss.contrastive
         );
-        pos("train.epochs", self.train.epochs)?;
-        pos("train.batch_size", self.train.batch_size)?;
-        ensure!(self.train.lr.is_finite() && self.train.lr > 0.0, "`train.lr` must be positive, got {}", self.train.lr);
-        in_range("train.lr_decay", self.train.lr_decay, f64::MIN_POSITIVE, 1.0)?;
-        in_range("train.weight_decay", self.train.weight_decay, 0.0, f64::MAX)?;
-        ensure!(
-            self.train.warmup_epochs < self.train.epochs,
-            "`train.warmup_epochs` = {} must be below `train.epochs` = {}",
-            self.train.warmup_epochs,
-            self.train.epochs
-        );
-        if let Some(p) = self.train.patience {
-            pos("train.patience", p)?;
-        }
-        if let Some(d) = self.train.ema {
-            ensure!(d > 0.0 && d < 1.0, "`train.ema` is a decay per optimizer step and must lie in (0, 1), got {d}");
-        }
-        if let Some(n) = self.train.steps_per_epoch {
-            pos("train.steps_per_epoch", n)?;
-            ensure!(
-                self.train.pairs == PairMode::InBatch,
-                "`train.steps_per_epoch` is for `train.pairs: in_batch`; sampled mode sets its steps with \
-                 `train.pairs_per_epoch`"
-            );
-        }
-        if self.train.pairs == PairMode::Sampled {
-            pos("train.pairs_per_epoch", self.train.pairs_per_epoch)?;
-            ensure!(
-                self.train.batch_size >= 2,
-                "`train.batch_size` must be at least 2 in sampled mode (half positives, half negatives), got {}",
-                self.train.batch_size
-            );
-        }
-        pos("train.eval_every", self.train.eval_every)?;
-        pos("eval.k", self.eval.k)?;
-        pos("eval.chunk", self.eval.chunk)?;
-        in_range("eval.posterior_temperature", self.eval.posterior_temperature, f64::MIN_POSITIVE, f64::MAX)?;
         ensure!(
             self.eval.ranking != Ranking::Classifier || self.loss.label > 0.0,
             "`eval.ranking: classifier` ranks by the label classifier, which only exists with `loss.label` > 0 (got {})",
             self.loss.label
         );
-        for (i, &k) in self.eval.scope.iter().enumerate() {
-            pos(&format!("eval.scope[{i}]"), k)?;
-        }
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 //! model     bow ─► cheb (Chebyshev stack) ─► TextTower ─┐
 //!           image features ─► Mlp (image tower) ───────┴─► Scorer
 //! config    every stage's settings composed into one Config (YAML layers, --set)
-//! pipeline  Config ─► data ─► text ─► graph ─► Prepared tensors (train/eval/export share it)
+//! prepare   Config ─► dataset ─► text_graph (vocabulary + word graph, cached) ─► Prepared tensors
 //! eval      Model + Prepared ─► embeddings ─► ranking ─► map (MAP@k, MAP@all, curves)
 //! run       run folders, checkpoints, metrics (TensorBoard + CSV), export, report
 //! train     loss + pairs + optim ─► fit (the loop: validate, checkpoint, resume, test)
@@ -29,7 +29,7 @@ pub mod text;
 pub mod graph;
 pub mod model;
 pub mod config;
-pub mod pipeline;
+pub mod prepare;
 pub mod eval;
 pub mod run;
 pub mod train;

@@ -6,6 +6,7 @@ mod common;
 mod cheb_tests;
 mod config_tests;
 mod datasets_tests;
+mod docs_tests;
 mod e2e_tests;
 mod featurize_tests;
 mod fuzz_tests;

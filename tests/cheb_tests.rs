@@ -125,23 +125,7 @@ fn k1_is_a_linear_layer_and_batching_is_exact() {
 }
 
 fn synthetic_cfg(sets: &[&str]) -> Config {
-    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
-    for s in [
-        "data.synthetic.train=120",
-        "data.synthetic.val=40",
-        "data.synthetic.test=60",
-        "data.synthetic.words_per_class=12",
-        "data.synthetic.shared_words=30",
-        "model.embed_dim=16",
-        "train.batch_size=32",
-        "device=cpu",
-    ]
-    .iter()
-    .chain(sets)
-    {
-        layers.push(Layer::from_set(s).unwrap());
-    }
-    Config::from_layers(&layers).unwrap()
+    crate::common::debug_cfg("tiny", sets)
 }
 
 #[test]
@@ -159,7 +143,7 @@ fn gradients_reach_every_parameter() {
     ] {
         let cfg = synthetic_cfg(&extra);
         tgcn::train::seed_everything(cfg.seed);
-        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+        let data = tgcn::prepare::prepare(&cfg, Device::Cpu, None).unwrap();
         let (vs, m) = tgcn::train::build_model(&cfg, &data);
         let idx = Tensor::arange(16, (Kind::Int64, Device::Cpu));
         let t = m.text.forward(&data.train.bow.index_select(0, &idx));
@@ -399,7 +383,7 @@ fn tower_input_transforms_concat_and_dropout() {
     let build = |extra: &[&str]| {
         let cfg = synthetic_cfg(&[&base[..], extra].concat());
         tgcn::train::seed_everything(cfg.seed);
-        let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+        let data = tgcn::prepare::prepare(&cfg, Device::Cpu, None).unwrap();
         let (vs, m) = tgcn::train::build_model(&cfg, &data);
         (cfg, data, vs, m)
     };
@@ -448,7 +432,7 @@ fn tower_input_transforms_concat_and_dropout() {
 fn sqrt_image_transform_by_hand() {
     let raw = Tensor::from_slice(&[0.0f32, 4.0, 1.0, 16.0, 4.0, 1.0]).view([3, 2]);
     let n =
-        tgcn::pipeline::ImageNormalizer::fit(tgcn::config::ImageNorm::Zscore, tgcn::config::ImageTransform::Sqrt, &raw);
+        tgcn::prepare::ImageNormalizer::fit(tgcn::config::ImageNorm::Zscore, tgcn::config::ImageTransform::Sqrt, &raw);
     // √x columns: (0, 1, 2) and (2, 4, 1); means 1 and 7/3; population std √(2/3) and √(14/9).
     let got: Vec<f64> = Vec::try_from(n.apply(&raw).to_kind(Kind::Double).flatten(0, -1)).unwrap();
     let (s0, s1) = ((2.0f64 / 3.0).sqrt(), (14.0f64 / 9.0).sqrt());
@@ -462,7 +446,7 @@ fn sqrt_image_transform_by_hand() {
 fn glorot_init_and_l2_over_biases() {
     let cfg = synthetic_cfg(&["model.init=glorot", "model.image.hidden=[64]", "model.embed_dim=32"]);
     tgcn::train::seed_everything(cfg.seed);
-    let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+    let data = tgcn::prepare::prepare(&cfg, Device::Cpu, None).unwrap();
     let (_, m) = tgcn::train::build_model(&cfg, &data);
     let layers = m.image.hidden.iter().chain([&m.image.out, &m.text.fc.out]);
     for l in layers {

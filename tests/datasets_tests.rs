@@ -14,7 +14,7 @@ fn eng_wiki_prepares_vocabulary_graph_and_sift() {
         return;
     }
     let cfg = dataset_cfg("eng-wiki", &["vectors.source=glove6b50", "graph.missing_vectors=isolate", "device=cpu"]);
-    let data = tgcn::pipeline::prepare(&cfg, Device::Cpu, None).unwrap();
+    let data = tgcn::prepare::prepare(&cfg, Device::Cpu, None).unwrap();
     assert_eq!(data.classes.len(), 10);
     assert_eq!(data.train.len() + data.val.len(), 2173);
     assert_eq!(data.test.len(), 693);
@@ -46,7 +46,7 @@ fn pascal_from_raw_images_through_the_featurizer() {
         ],
     );
     let cache = dir.join("cache");
-    let ds = tgcn::pipeline::load_dataset(&cfg, Some(&cache), Device::Cpu).unwrap();
+    let ds = tgcn::prepare::load_dataset(&cfg, Some(&cache), Device::Cpu).unwrap();
     // 49 JPEGs of class aeroplane, two of them empty files: 47 items with features.
     assert_eq!(ds.items.len(), 47, "items with a readable image");
     assert!(ds.items.iter().all(|it| ds.classes[it.labels[0]] == "aeroplane"));
@@ -56,7 +56,7 @@ fn pascal_from_raw_images_through_the_featurizer() {
         "pascal",
         &["device=cpu", &format!("data.from_images.featurize={{backbone: {m}, resize: 20, crop: 16}}")],
     );
-    let e = format!("{:#}", tgcn::pipeline::load_dataset(&stop, Some(&cache), Device::Cpu).unwrap_err());
+    let e = format!("{:#}", tgcn::prepare::load_dataset(&stop, Some(&cache), Device::Cpu).unwrap_err());
     assert!(e.contains("2008_001971.jpg") && e.contains("2008_008501.jpg"), "{e}");
 }
 

@@ -18,26 +18,7 @@ fn train_and_maps(cfg: &Config, root: &Path) -> (Summary, f64, f64) {
 }
 
 fn small_cfg(sets: &[&str]) -> Config {
-    let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
-    for s in [
-        "device=cpu",
-        "data.synthetic.train=400",
-        "data.synthetic.val=100",
-        "data.synthetic.test=200",
-        "data.synthetic.words_per_class=30",
-        "data.synthetic.shared_words=100",
-        "model.embed_dim=128",
-        "train.epochs=4",
-        "train.pairs_per_epoch=4000",
-        "train.lr=3e-3",
-        "train.batch_size=128",
-    ]
-    .iter()
-    .chain(sets)
-    {
-        layers.push(Layer::from_set(s).unwrap());
-    }
-    Config::from_layers(&layers).unwrap()
+    crate::common::debug_cfg("small", sets)
 }
 
 fn read_csv_rows(path: &Path) -> Vec<Vec<String>> {
@@ -394,7 +375,7 @@ fn composed_objectives_train_with_step_budget() {
     // Synthetic image features are Gaussian: the Hellinger map refuses them, naming the row.
     let e = format!(
         "{:#}",
-        tgcn::pipeline::prepare(&small_cfg(&["data.image_transform=sqrt"]), tch::Device::Cpu, None).err().unwrap()
+        tgcn::prepare::prepare(&small_cfg(&["data.image_transform=sqrt"]), tch::Device::Cpu, None).err().unwrap()
     );
     assert!(e.contains("non-negative") && e.contains("at row"), "{e}");
 }

@@ -578,7 +578,7 @@ fn image_tree_config(dir: &Path, images: &Path, backbone: &Path) -> tgcn::config
 
 #[test]
 fn image_folder_ids_resolve_by_list_class_trimmed_stems_and_counted_non_images() {
-    use tgcn::pipeline::{image_categories, image_stem, resolve_image_ids};
+    use tgcn::prepare::{image_categories, image_stem, resolve_image_ids};
     let dir = temp_dir("featurize_image_tree_ids");
     let images = image_tree(&dir);
     let cfg = image_tree_config(&dir, &images, &dir.join("unused.pt"));
@@ -643,7 +643,7 @@ fn eng_wiki_from_a_real_world_image_tree() {
     let Some(model) = tiny_cnn() else { return };
     let images = image_tree(&dir);
     let cfg = image_tree_config(&dir, &images, &model);
-    let ds = tgcn::pipeline::load_dataset(&cfg, Some(&dir.join("cache")), Device::Cpu).unwrap();
+    let ds = tgcn::prepare::load_dataset(&cfg, Some(&dir.join("cache")), Device::Cpu).unwrap();
     assert_eq!((ds.items.len(), ds.image_dim), (6, 6));
     // Each item's row is the features of its own file (art/i1.png for i1).
     let files = ["art/i1.png", "biology/i2.jpg", "art/i3 .jpg", "history/i4.png", "biology/i5.png", "history/i6.png"];

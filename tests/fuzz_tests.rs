@@ -398,7 +398,7 @@ fn fuzz_listed_loader() {
 fn fuzz_text_graph_cache() {
     use tgcn::graph::laplacian::{rescaled_laplacian, LambdaMax};
     use tgcn::graph::word_graph::Graph;
-    use tgcn::pipeline::{read_text_graph_cache, TextGraph};
+    use tgcn::prepare::{read_text_graph_cache, TextGraph};
     let mut rng = ChaCha8Rng::seed_from_u64(seed() ^ 3);
     let dir = temp_dir("fuzz_cache");
     // A ring of 12 words, each joined to its two neighbours, plus one self-loop.

@@ -211,11 +211,11 @@ fn stages_are_folders_in_data_flow_order() {
     assert_eq!(
         stages,
         [
-            "files", "data", "image", "text", "graph", "model", "config", "pipeline", "eval", "run", "train",
+            "files", "data", "image", "text", "graph", "model", "config", "prepare", "eval", "run", "train",
             "retrieve", "bench"
         ]
     );
-    for s in ["data", "image", "text", "graph", "model", "eval", "run", "train", "retrieve"] {
+    for s in ["data", "image", "text", "graph", "model", "prepare", "eval", "run", "train", "retrieve"] {
         let m = project_root().join("src").join(s).join("mod.rs");
         let text = std::fs::read_to_string(&m).unwrap();
         assert!(text.starts_with("//!"), "{} has no module doc stating its input and output", m.display());

@@ -576,8 +576,8 @@ fn text_lowercase_folds_every_token_and_the_query_and_is_off_by_default() {
         eng_wiki_config(&root, &["text.lowercase=true"]),
     );
     let cpu = tch::Device::Cpu;
-    let a = tgcn::pipeline::load_dataset(&cased, None, cpu).unwrap();
-    let b = tgcn::pipeline::load_dataset(&folded, None, cpu).unwrap();
+    let a = tgcn::prepare::load_dataset(&cased, None, cpu).unwrap();
+    let b = tgcn::prepare::load_dataset(&folded, None, cpu).unwrap();
     assert_eq!(a.items[0].tokens, ["t01", "Goebbels", "wa", "army", "danced.Stearns", "x-ray"]);
     assert_eq!(b.items[0].tokens, ["t01", "goebbels", "wa", "army", "danced.stearns", "x-ray"]);
     assert_eq!(a.items.len(), b.items.len());
@@ -585,8 +585,8 @@ fn text_lowercase_folds_every_token_and_the_query_and_is_off_by_default() {
         let lower: Vec<String> = x.tokens.iter().map(|t| t.to_lowercase()).collect();
         assert_eq!(y.tokens, lower, "{}", x.id);
     }
-    assert_eq!(tgcn::pipeline::tokenize_query(&folded, "Army  RIVER x-Ray"), ["army", "river", "x-ray"]);
-    assert_eq!(tgcn::pipeline::tokenize_query(&cased, "Army"), ["Army"]);
+    assert_eq!(tgcn::prepare::tokenize_query(&folded, "Army  RIVER x-Ray"), ["army", "river", "x-ray"]);
+    assert_eq!(tgcn::prepare::tokenize_query(&cased, "Army"), ["Army"]);
     // Off is the default, and it leaves the config (and so run and cache hashes) as before.
     assert_eq!(plain, cased);
     assert_eq!(plain.hash().unwrap(), cased.hash().unwrap());

@@ -29,30 +29,17 @@ fn posterior_run() -> PathBuf {
 }
 
 fn small_run(folder: &str, extra: &[&str]) -> PathBuf {
-    {
-        let mut layers = vec![Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap()];
-        for s in [
-            "device=cpu",
-            "data.synthetic.train=300",
-            "data.synthetic.val=100",
-            "data.synthetic.test=150",
-            "data.synthetic.words_per_class=30",
-            "data.synthetic.shared_words=100",
-            "model.embed_dim=64",
-            "train.epochs=2",
-            "train.pairs_per_epoch=3000",
-            "train.lr=3e-3",
-            "train.batch_size=128",
-        ]
-        .iter()
-        .chain(extra)
-        {
-            layers.push(Layer::from_set(s).unwrap());
-        }
-        let cfg = Config::from_layers(&layers).unwrap();
-        let root = temp_dir(folder);
-        tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap().run
-    }
+    let sets = [
+        "data.synthetic.train=300",
+        "data.synthetic.test=150",
+        "model.embed_dim=64",
+        "train.epochs=2",
+        "train.pairs_per_epoch=3000",
+    ];
+    let sets: Vec<&str> = sets.iter().chain(extra).copied().collect();
+    let cfg = crate::common::debug_cfg("small", &sets);
+    let root = temp_dir(folder);
+    tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap().run
 }
 
 fn tgcn_bin() -> Command {
@@ -549,4 +536,44 @@ fn raw_image_runs_search_by_image_and_show_thumbnails() {
     let html = std::fs::read_to_string(tgcn::retrieve::html::write_report(&run).unwrap()).unwrap();
     let thumbs = html.matches("src=\"data:image/png;base64,").count();
     assert!(thumbs >= 5, "{thumbs} inline thumbnails");
+}
+
+/// The report's configuration table states what the run trained with: for a contrastive
+/// run with a cosine schedule, the contrastive weight and temperature, the label term,
+/// the schedule, AdamW and early stopping; and no term of the global loss it did not use.
+#[test]
+fn html_report_states_the_objective_and_schedule_the_run_used() {
+    let cfg = crate::common::debug_cfg(
+        "tiny",
+        &[
+            "train.pairs=in_batch",
+            "train.epochs=2",
+            "train.schedule=cosine",
+            "train.weight_decay=1e-4",
+            "train.patience=3",
+            "loss.global=0",
+            "loss.contrastive=0.7",
+            "loss.temperature=0.3",
+            "loss.label=0.5",
+            "export.enabled=false",
+        ],
+    );
+    let root = temp_dir("html_objective");
+    let run = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap().run;
+    let html = std::fs::read_to_string(tgcn::retrieve::html::write_report(&run).unwrap()).unwrap();
+    let table = &html[html.find("id=\"config\"").unwrap()..html.find("id=\"map\"").unwrap()];
+    let row = |key: &str| -> String {
+        let at = table.find(&format!("<td>{key}</td><td>")).unwrap_or_else(|| panic!("no {key} row in {table}"));
+        let rest = &table[at + key.len() + 13..];
+        rest[..rest.find("</td>").unwrap()].to_string()
+    };
+    let loss = row("loss");
+    assert!(loss.contains("contrastive (in-batch InfoNCE) × 0.7") && loss.contains("τ 0.3"), "{loss}");
+    assert!(loss.contains("label classifier × 0.5 (softmax)"), "{loss}");
+    assert!(!loss.contains("global") && !loss.contains('λ') && !loss.contains("L2"), "{loss}");
+    let training = row("training");
+    assert!(training.contains("cosine") && !training.contains("per epoch"), "{training}");
+    assert!(training.contains("AdamW (weight decay 0.0001)"), "{training}");
+    assert!(training.contains("early stopping after 3 validations"), "{training}");
+    assert!(training.contains("no refit"), "{training}");
 }

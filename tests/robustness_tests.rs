@@ -97,7 +97,7 @@ fn range_list_name_and_source_messages() {
     assert!(cfg_with("configs/synthetic.yaml", &["name=my-run_2.b"]).is_ok());
 
     let mut cfg = cfg_with("configs/pascal.yaml", &[]).unwrap();
-    let e = err(tgcn::pipeline::set_dataset_root(&mut cfg, project_root().join("Cargo.toml")));
+    let e = err(tgcn::prepare::set_dataset_root(&mut cfg, project_root().join("Cargo.toml")));
     assert!(e.contains("is a file"), "{e}");
 }
 
@@ -105,13 +105,13 @@ fn range_list_name_and_source_messages() {
 #[test]
 fn pascal_images_follow_the_root() {
     let mut cfg = cfg_with("configs/pascal.yaml", &[]).unwrap();
-    let fi = tgcn::pipeline::from_images(&cfg).unwrap().unwrap();
+    let fi = tgcn::prepare::from_images(&cfg).unwrap().unwrap();
     assert_eq!(fi.images, PathBuf::from("../shared/data/pascal-sentences/images"));
-    tgcn::pipeline::set_dataset_root(&mut cfg, PathBuf::from("/elsewhere/pascal")).unwrap();
-    assert_eq!(tgcn::pipeline::from_images(&cfg).unwrap().unwrap().images, PathBuf::from("/elsewhere/pascal/images"));
+    tgcn::prepare::set_dataset_root(&mut cfg, PathBuf::from("/elsewhere/pascal")).unwrap();
+    assert_eq!(tgcn::prepare::from_images(&cfg).unwrap().unwrap().images, PathBuf::from("/elsewhere/pascal/images"));
     // Given on its own, a folder stays where it is.
     let own = cfg_with("configs/pascal.yaml", &["data.from_images.images=/my/images", "data.pascal.root=/x"]).unwrap();
-    assert_eq!(tgcn::pipeline::from_images(&own).unwrap().unwrap().images, PathBuf::from("/my/images"));
+    assert_eq!(tgcn::prepare::from_images(&own).unwrap().unwrap().images, PathBuf::from("/my/images"));
 }
 
 fn dataset(images: Vec<f32>, dim: usize) -> Dataset {
@@ -132,7 +132,7 @@ fn dataset(images: Vec<f32>, dim: usize) -> Dataset {
 
 #[test]
 fn degenerate_image_features_are_refused_naming_the_file() {
-    let check = |images: Vec<f32>, dim: usize| tgcn::pipeline::check_image_features(&dataset(images, dim), "feats.npy");
+    let check = |images: Vec<f32>, dim: usize| tgcn::prepare::check_image_features(&dataset(images, dim), "feats.npy");
     let e = err(check(vec![0.0; 12], 4));
     assert!(e.contains("feats.npy") && e.contains("all zero"), "{e}");
     let e = err(check([1.0, 2.0, 3.0].repeat(4), 3));

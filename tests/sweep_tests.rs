@@ -402,7 +402,7 @@ fn sweep_withheld_test_split_cannot_be_evaluated() {
     }
     layers.push(Layer::from_set("train.batch_size=100").unwrap());
     let cfg = Config::from_layers(&layers).unwrap();
-    let mut data = tgcn::pipeline::prepare(&cfg, tch::Device::Cpu, None).unwrap();
+    let mut data = tgcn::prepare::prepare(&cfg, tch::Device::Cpu, None).unwrap();
     let (_vs, m) = tgcn::train::build_model(&cfg, &data);
     let ranker = tgcn::eval::Ranker::new(&m, &data, &cfg.eval, 64).unwrap();
     assert!(tgcn::eval::evaluate_test(&m, &ranker, &data, &cfg.eval, cfg.eval.protocol, 64).is_ok());

@@ -175,7 +175,7 @@ fn cache_file(dir: &std::path::Path) -> (std::path::PathBuf, serde_json::Value) 
 fn valid_json_cache_with_bad_contents_is_rebuilt() {
     let dir = crate::common::temp_dir("text_graph_bad_cache");
     let cfg = small_synthetic();
-    let first = tgcn::pipeline::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
+    let first = tgcn::prepare::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
     let (path, good) = cache_file(&dir);
     let v = good["words"].as_array().unwrap().len();
     type Edit = fn(&mut serde_json::Value, usize);
@@ -196,7 +196,7 @@ fn valid_json_cache_with_bad_contents_is_rebuilt() {
         let mut bad = good.clone();
         edit(&mut bad, v);
         std::fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
-        let again = tgcn::pipeline::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
+        let again = tgcn::prepare::prepare(&cfg, Device::Cpu, Some(&dir)).unwrap();
         assert_eq!(again.laplacian, first.laplacian, "{what}: the rebuilt graph differs");
         assert_eq!(again.vocab.words, first.vocab.words, "{what}");
         assert_eq!(cache_file(&dir).1, good, "{what}: the cache was not rewritten");
@@ -227,8 +227,8 @@ fn max_tokens_truncates_bags_of_words_only() {
         tgcn::config::Config::from_layers(&layers).unwrap()
     };
     let (full_cfg, short_cfg) = (cfg(&[]), cfg(&["text.max_tokens=3"]));
-    let full = tgcn::pipeline::prepare(&full_cfg, Device::Cpu, None).unwrap();
-    let short = tgcn::pipeline::prepare(&short_cfg, Device::Cpu, None).unwrap();
+    let full = tgcn::prepare::prepare(&full_cfg, Device::Cpu, None).unwrap();
+    let short = tgcn::prepare::prepare(&short_cfg, Device::Cpu, None).unwrap();
     assert_eq!(full.vocab.len(), short.vocab.len(), "same vocabulary");
     assert_eq!(full.laplacian.vals, short.laplacian.vals, "same graph");
     let ds = tgcn::data::synthetic::generate(full_cfg.data.synthetic.as_ref().unwrap(), full_cfg.seed);
@@ -240,7 +240,7 @@ fn max_tokens_truncates_bags_of_words_only() {
             assert_eq!(sums[row] as usize, want, "{sp:?} row {row}");
         }
     }
-    let q = tgcn::pipeline::tokenize_query(&short_cfg, "a b c d e");
+    let q = tgcn::prepare::tokenize_query(&short_cfg, "a b c d e");
     assert_eq!(q, ["a", "b", "c"]);
 }
 

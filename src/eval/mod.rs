@@ -2,11 +2,14 @@
 //! directions → MAP@k, MAP@all, precision@k and 11-point PR (`map`, pure Rust), scored
 //! in query chunks (`ranking`), by the trained scorer or by class posteriors (`posterior`).
 //!
-//! Input: [`crate::model::Model`] and [`crate::pipeline::Prepared`]. Output: [`Retrieval`]
+//! Input: [`crate::model::Model`] and [`crate::prepare::Prepared`]. Output: [`Retrieval`]
 //! (one protocol's [`map::RankStats`] for i2t and t2i).
 
 pub mod map;
 pub mod posterior;
 pub mod ranking;
+
+/// Rows encoded at once when a model embeds a split for evaluation, search or export.
+pub const EVAL_BATCH: usize = 512;
 
 pub use ranking::{embed, evaluate_test, evaluate_val, rank, ranking_order, retrieval, Embedded, Ranker, Retrieval};

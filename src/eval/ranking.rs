@@ -8,7 +8,7 @@ use crate::config::{EvalConfig, Protocol, Ranking};
 use crate::eval::map::{RankAccumulator, RankStats};
 use crate::eval::posterior::{ClassMeans, ClassifierPosterior};
 use crate::model::Model;
-use crate::pipeline::{Prepared, SplitTensors};
+use crate::prepare::{Prepared, SplitTensors};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};

@@ -10,8 +10,10 @@
 
 use super::search::{image_paths, search_in, Hit, Query, SearchResult, Side};
 use super::{Against, Database, Trained};
+use crate::config::{Config, Schedule};
 use crate::data::Split;
 use crate::eval::Retrieval;
+use crate::run::summary::Summary;
 use anyhow::{Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -338,26 +340,79 @@ tr.failure th{background:#fff4e0}tr.success th{background:#eef4ff}.verdict{font-
 .noimg{width:96px;height:72px;background:#eee;font-size:11px;display:flex;align-items:center;justify-content:center;text-align:center;word-break:break-all}\
 pre{background:#f6f6f6;padding:8px;font-size:12px;max-height:400px;overflow:auto}";
 
+/// Every loss term with a non-zero weight, as the run trained it.
+pub fn loss_terms(cfg: &Config, multi_label: bool) -> String {
+    let l = &cfg.loss;
+    let mut terms = Vec::new();
+    if l.global > 0.0 {
+        terms.push(format!("global loss × {} (λ {}, margin {})", l.global, l.lambda, l.margin));
+    }
+    if l.contrastive > 0.0 {
+        let tau = match l.learn_temperature {
+            true => format!("learned, from {}", l.temperature),
+            false => l.temperature.to_string(),
+        };
+        terms.push(format!("contrastive (in-batch InfoNCE) × {}, temperature τ {tau}", l.contrastive));
+    }
+    if l.label > 0.0 {
+        let head = if multi_label { "sigmoid per class" } else { "softmax" };
+        terms.push(format!("label classifier × {} ({head})", l.label));
+    }
+    if l.invariance > 0.0 {
+        terms.push(format!("invariance × {}", l.invariance));
+    }
+    if l.l2 > 0.0 {
+        terms.push(format!("L2 {}{}", l.l2, if l.l2_biases { " (biases too)" } else { "" }));
+    }
+    terms.join(" + ")
+}
+
+/// The optimizer, schedule, stopping rule and refit, as the run trained.
+pub fn training_schedule(cfg: &Config) -> String {
+    let t = &cfg.train;
+    let mut parts = vec![format!("{} epochs, {:?} pairs, batch {}", t.epochs, t.pairs, t.batch_size)];
+    if let Some(n) = t.steps_per_epoch {
+        parts.push(format!("{n} steps per epoch"));
+    }
+    let optimizer =
+        if t.weight_decay > 0.0 { format!("AdamW (weight decay {})", t.weight_decay) } else { "Adam".into() };
+    let schedule = match t.schedule {
+        Schedule::Cosine => "cosine".to_string(),
+        Schedule::Exp => format!("exponential, × {} per epoch", t.lr_decay),
+    };
+    let warmup = if t.warmup_epochs > 0 { format!("{} warm-up epochs, then ", t.warmup_epochs) } else { String::new() };
+    parts.push(format!("{optimizer}, lr {}: {warmup}{schedule}", t.lr));
+    parts.push(match t.patience {
+        Some(p) => format!("early stopping after {p} validations without gain (every {} epochs)", t.eval_every),
+        None => format!("validated every {} epochs, no early stopping", t.eval_every),
+    });
+    if let Some(d) = t.ema {
+        parts.push(format!("moving average of the weights (decay {d})"));
+    }
+    parts.push(if t.refit { "refit on train ∪ validation".into() } else { "no refit".into() });
+    parts.join("; ")
+}
+
 /// Writes `RUN/report.html` and returns its path.
 pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     let t = Trained::load(run_dir)?;
     let run = &t.run;
-    let summary_path = run.join("summary.json");
-    let summary: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&summary_path)
-            .with_context(|| format!("cannot read {} (is the run finished?)", summary_path.display()))?,
-    )
-    .with_context(|| format!("{} is not valid JSON", summary_path.display()))?;
-    let test: Vec<Retrieval> = serde_json::from_value(summary["test"].clone())
-        .with_context(|| format!("{}: `test` is not a list of retrieval results", summary_path.display()))?;
+    let summary = Summary::read(&run.path)?.with_context(|| {
+        format!(
+            "{} has no summary.json: the run has not finished (continue it with `tgcn train --resume {}`)",
+            run.path.display(),
+            run.path.display()
+        )
+    })?;
     // Its examples would rank test items: a validation-only run must not be shown them.
     anyhow::ensure!(
-        summary["validation_only"] != true,
+        !summary.validation_only,
         "{} is a validation-only run (a sweep trial): it has no test numbers and its report would show test \
          items; train the chosen setting with `tgcn train` for a report",
         run.path.display()
     );
-    let untrained: Option<Retrieval> = serde_json::from_value(summary["untrained_test"].clone()).ok();
+    let test: Vec<Retrieval> = summary.test.clone();
+    let untrained: Option<Retrieval> = summary.untrained_test.clone();
     let cfg = &t.cfg;
 
     let mut h = String::new();
@@ -401,22 +456,9 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
             "vocabulary / graph",
             format!("{} words; k = {}; {} edges", t.data.vocab.len(), cfg.graph.k, t.data.graph.undirected_edges),
         ),
-        ("loss", format!("λ {} m {} L2 {}", cfg.loss.lambda, cfg.loss.margin, cfg.loss.l2)),
-        (
-            "training",
-            format!(
-                "{} epochs, {:?} pairs, batch {}, lr {} × {} per epoch",
-                cfg.train.epochs, cfg.train.pairs, cfg.train.batch_size, cfg.train.lr, cfg.train.lr_decay
-            ),
-        ),
-        (
-            "checkpoint",
-            format!(
-                "{} (best validation mean MAP@all {:.4})",
-                t.describe(),
-                summary["best_val_map_mean"].as_f64().unwrap_or(f64::NAN)
-            ),
-        ),
+        ("loss", loss_terms(cfg, t.data.multi_label)),
+        ("training", training_schedule(cfg)),
+        ("checkpoint", format!("{} (best validation mean MAP@all {:.4})", t.describe(), summary.best_val_map_mean)),
     ] {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
     }

@@ -13,11 +13,11 @@ pub mod search;
 pub mod embed;
 pub mod html;
 
-pub use crate::train::fit::Trained;
+pub use crate::train::trained::Trained;
 
 use crate::data::Split;
+use crate::eval::EVAL_BATCH;
 use crate::eval::{embed, Embedded};
-use crate::train::fit::EVAL_BATCH;
 use anyhow::{bail, Result};
 use tch::Tensor;
 
@@ -59,7 +59,7 @@ pub struct Database {
 
 impl Database {
     /// After a refit the train split ends with the validation items
-    /// ([`crate::pipeline::Prepared::include_val_in_train`]): their rows are named as
+    /// ([`crate::prepare::Prepared::include_val_in_train`]): their rows are named as
     /// validation rows, and they are listed once when both splits are asked for.
     pub fn build(t: &Trained, splits: &[Split]) -> Database {
         let mut parts = Vec::new();

@@ -2,7 +2,7 @@
 //! against a run's splits, ranked by the trained scorer.
 //!
 //! A text query is cut into tokens as the dataset's texts were
-//! ([`crate::pipeline::tokenize_query`]) and counted on the run's vocabulary; words not in
+//! ([`crate::prepare::tokenize_query`]) and counted on the run's vocabulary; words not in
 //! it are reported, and a query with no known word is an error, not an empty list. An
 //! image query goes through the backbone and preprocessing the run's features came from
 //! (`data.from_images`), then the train-split normalisation and the image tower. An item
@@ -101,17 +101,17 @@ pub struct SearchResult {
 }
 
 /// Raw image files of a run whose features came from `data.from_images`, keyed by the ids
-/// a dataset may use for them ([`crate::pipeline::image_stem`], as features are keyed, and
+/// a dataset may use for them ([`crate::prepare::image_stem`], as features are keyed, and
 /// the file name, as Pascal's items are named; files sharing an id resolved as featurizing
 /// resolved them); empty otherwise.
 pub fn image_paths(t: &Trained) -> Result<HashMap<String, PathBuf>> {
-    let Some(fi) = crate::pipeline::from_images(&t.cfg)? else { return Ok(HashMap::new()) };
+    let Some(fi) = crate::prepare::from_images(&t.cfg)? else { return Ok(HashMap::new()) };
     let mut out = HashMap::new();
-    for (id, p) in crate::pipeline::dataset_images(&t.cfg, &fi, false)? {
+    for (id, p) in crate::prepare::dataset_images(&t.cfg, &fi, false)? {
         if let Some(name) = p.file_name() {
             out.insert(name.to_string_lossy().into_owned(), p.clone());
         }
-        out.insert(crate::pipeline::image_stem(&id), p);
+        out.insert(crate::prepare::image_stem(&id), p);
     }
     Ok(out)
 }
@@ -163,7 +163,7 @@ pub fn search_in(
     // and its labels if it has any.
     let (emb, info, q_labels): (Tensor, QueryInfo, Option<Vec<usize>>) = match q {
         Query::Text(text) => {
-            let tokens = crate::pipeline::tokenize_query(&t.cfg, text);
+            let tokens = crate::prepare::tokenize_query(&t.cfg, text);
             let (known, unknown): (Vec<String>, Vec<String>) =
                 tokens.iter().cloned().partition(|w| data.vocab.get(w).is_some());
             if known.is_empty() {
@@ -193,7 +193,7 @@ pub fn search_in(
             (emb, info, None)
         }
         Query::Image(path) => {
-            let Some(fi) = crate::pipeline::from_images(&t.cfg)? else {
+            let Some(fi) = crate::prepare::from_images(&t.cfg)? else {
                 bail!(
                     "run {} has no record of how its image features were made (its config has no \
                      `data.from_images`: its features came with the dataset), so an image file cannot be \
@@ -231,7 +231,7 @@ pub fn search_in(
             let (e, r) = match row {
                 Some(r) => (&db.emb, r),
                 None => {
-                    own = t.ranker.represent(crate::eval::embed(m, st, crate::train::fit::EVAL_BATCH));
+                    own = t.ranker.represent(crate::eval::embed(m, st, crate::eval::EVAL_BATCH));
                     (&own, i)
                 }
             };

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::eval::{Ranker, Retrieval};
 use crate::files::{write_atomic, write_json};
 use crate::model::model;
-use crate::pipeline::Prepared;
+use crate::prepare::Prepared;
 use crate::run::RunDir;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -60,8 +60,7 @@ pub fn export_run(
     vs.freeze();
     let shift = data.image_norm.shift.to_device(cpu);
     let scale = data.image_norm.scale.to_device(cpu);
-    let norm =
-        crate::pipeline::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
+    let norm = crate::prepare::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
 
     let dir = run.join("export.partial");
     if dir.exists() {

@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod metrics;
 pub mod export;
+pub mod summary;
 pub mod report;
 
 use crate::config::Config;
@@ -110,14 +111,14 @@ impl RunDir {
         serde_json::from_str(&std::fs::read_to_string(self.join("env.json")).ok()?).ok()
     }
 
-    /// Records what the run was trained on (`data.json`), from [`crate::pipeline::Prepared::fingerprint`].
-    pub fn write_fingerprint(&self, fingerprint: &crate::pipeline::DataFingerprint) -> Result<()> {
+    /// Records what the run was trained on (`data.json`), from [`crate::prepare::Prepared::fingerprint`].
+    pub fn write_fingerprint(&self, fingerprint: &crate::prepare::DataFingerprint) -> Result<()> {
         crate::files::write_json(&self.join("data.json"), fingerprint)
     }
 
     /// Refuses data that differs from what the run was trained on, naming what changed;
     /// a run made before the record gets a warning.
-    pub fn check_fingerprint(&self, data: &crate::pipeline::Prepared) -> Result<()> {
+    pub fn check_fingerprint(&self, data: &crate::prepare::Prepared) -> Result<()> {
         let p = self.join("data.json");
         let Ok(text) = std::fs::read_to_string(&p) else {
             eprintln!(
@@ -126,7 +127,7 @@ impl RunDir {
             );
             return Ok(());
         };
-        let saved: crate::pipeline::DataFingerprint =
+        let saved: crate::prepare::DataFingerprint =
             serde_json::from_str(&text).with_context(|| format!("{} is not a data fingerprint", p.display()))?;
         let diff = saved.differences(&data.fingerprint());
         ensure!(

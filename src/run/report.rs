@@ -6,19 +6,10 @@
 //! several `--set seed=N`, then report. A validation-only run (a `tgcn sweep` trial) has
 //! no test numbers: it is named in a note below the table instead of a row.
 
-use anyhow::{Context, Result};
+use crate::run::summary::Summary;
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-
-#[derive(serde::Deserialize)]
-struct Saved {
-    test: Vec<crate::eval::Retrieval>,
-    train_seconds: f64,
-    synthetic: bool,
-    dataset: String,
-    #[serde(default)]
-    validation_only: bool,
-}
 
 /// (dataset, run name, config hash without the seed, protocol) -> per-run (seed, six
 /// MAPs, k, train seconds).
@@ -44,14 +35,10 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
     for r in runs {
         // Anything that is not a run folder (a glob typo, a file) is an error, not a skip.
         let run = crate::run::RunDir::open(r)?;
-        let p = r.join("summary.json");
-        if !p.exists() {
+        let Some(s) = Summary::read(r)? else {
             eprintln!("skipping {}: no summary.json (unfinished run)", r.display());
             continue;
-        }
-        let s: Saved =
-            serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
-                .with_context(|| format!("{} is not a run summary", p.display()))?;
+        };
         if s.test.is_empty() {
             let why = if s.validation_only { "a validation-only run (tgcn sweep)" } else { "no test results" };
             no_test.push(format!("{} ({why})", r.display()));

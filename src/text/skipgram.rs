@@ -46,8 +46,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// A block that gives some keys takes the rest from [`SkipgramConfig::default`], so an
+/// overlay can set `vectors.skipgram.epochs` over a config without the block.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SkipgramConfig {
     /// Vector dimension.
     pub dim: usize,

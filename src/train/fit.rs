@@ -11,90 +11,27 @@
 //! `val/map_mean`, `perf/pairs_per_s`; during a refit the same training curves as
 //! `refit/*` (at epochs numbered on after the selection's) and `perf/refit_pairs_per_s`.
 
-use crate::config::{Config, PairMode, Protocol};
-use crate::eval::{self, Ranker, Retrieval};
+use crate::config::Config;
+use crate::eval::{self, Ranker, Retrieval, EVAL_BATCH};
 use crate::files::{read_json_if_exists, write_atomic, write_json};
-use crate::model::{model, Model, ScorerKind, TrainingHeads};
-use crate::pipeline::{prepare, resolve_device, Prepared};
+use crate::model::Model;
+use crate::prepare::{prepare, resolve_device, Prepared};
 use crate::run::checkpoint::{load_checkpoint, read_meta, save_checkpoint, CheckpointMeta, OptimizerState};
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
+use crate::run::summary::Summary;
 use crate::run::{env_record, RunDir};
-use crate::train::loss::{contrastive_loss_logits, global_loss, invariance_loss, l2_value, label_loss};
 use crate::train::optim::Adam;
-use crate::train::pairs::sample_pairs;
+use crate::train::setup::{build_model, exclusive_rng, optimizer, seed_epoch, seed_everything};
+use crate::train::step::{epoch_batches, step_loss, TERMS};
+use crate::train::test_eval::{report_table, test_report};
 use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::nn::{Module, VarStore};
-use tch::{Kind, Tensor};
-
-/// Rows encoded at once during evaluation.
-pub const EVAL_BATCH: usize = 512;
-
-/// Builds the model on the data's device, with L̃ from the prepared graph.
-pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
-    let vs = VarStore::new(data.device);
-    let lap = data.laplacian.to_tensors(data.device);
-    let heads = TrainingHeads {
-        classes: (cfg.loss.label > 0.0).then_some(data.classes.len()),
-        temperature: cfg.loss.learn_temperature.then_some(cfg.loss.temperature),
-    };
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, heads);
-    (vs, m)
-}
-
-/// Adam for `cfg.train` over the model's parameters, with the L2 term's gradient
-/// (`loss.l2`) applied as coupled decay of the penalised weights.
-pub fn optimizer(cfg: &Config, vs: &VarStore, m: &Model) -> Result<Adam> {
-    let mut opt = Adam::new(vs);
-    opt.weight_decay = cfg.train.weight_decay;
-    if cfg.loss.l2 > 0.0 {
-        opt.set_l2(&m.l2_weights(cfg.loss.l2_biases), cfg.loss.l2)?;
-    }
-    if let Some(d) = cfg.train.ema {
-        opt.set_ema(d);
-    }
-    Ok(opt)
-}
-
-/// Seeds libtorch for model initialisation; each epoch then reseeds both libtorch and its
-/// own Rust RNG from (seed, epoch) (see `seed_epoch`).
-pub fn seed_everything(seed: u64) {
-    tch::manual_seed(seed as i64);
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub dataset: String,
-    pub synthetic: bool,
-    pub run: PathBuf,
-    pub best_epoch: usize,
-    pub best_val_map_mean: f64,
-    pub epochs: usize,
-    /// Epochs actually trained (fewer than `epochs` after an early stop).
-    pub epochs_run: usize,
-    /// `train.refit`: the refit's epochs (= `best_epoch`), on train ∪ validation; the test
-    /// figures are then the refit model's.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refit_epochs: Option<usize>,
-    pub train_seconds: f64,
-    pub pairs_per_s: f64,
-    /// Test retrieval of the model before any training step (default protocol); None in a
-    /// validation-only run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub untrained_test: Option<Retrieval>,
-    /// Test retrieval of the best checkpoint (or the refit), both protocols (default first); empty in a
-    /// validation-only run.
-    pub test: Vec<Retrieval>,
-    /// Trained and selected on validation with the test split withheld (`tgcn sweep`).
-    pub validation_only: bool,
-}
+use tch::nn::VarStore;
+use tch::Kind;
 
 struct EpochStats {
     loss: f64,
@@ -106,199 +43,6 @@ struct EpochStats {
     var_neg: f64,
     pairs: usize,
     seconds: f64,
-}
-
-/// The loss terms, as logged (`train/loss_<term>`).
-const TERMS: [&str; 5] = ["global", "contrastive", "label", "invariance", "l2"];
-
-/// A batch as (text rows, image rows) into the train split, plus the positive mask source.
-pub enum Batch {
-    /// First `n_pos` pairs are positives, the rest negatives.
-    Pairs { texts: Vec<i64>, images: Vec<i64>, n_pos: usize },
-    /// All B×B pairs of these items.
-    Items(Vec<i64>),
-}
-
-pub fn epoch_batches(cfg: &Config, data: &Prepared, rng: &mut ChaCha8Rng) -> Result<Vec<Batch>> {
-    let b = cfg.train.batch_size;
-    Ok(match cfg.train.pairs {
-        PairMode::Sampled => {
-            let (mut pos, mut neg) =
-                sample_pairs(&data.train.label_lists, data.classes.len(), cfg.train.pairs_per_epoch, rng)?;
-            pos.shuffle(rng);
-            neg.shuffle(rng);
-            // Every batch holds half positives and half negatives, so both loss terms exist.
-            let half = (b / 2).max(1);
-            pos.chunks(half)
-                .zip(neg.chunks(b - half))
-                .map(|(p, n)| {
-                    let all = p.iter().chain(n);
-                    Batch::Pairs {
-                        texts: all.clone().map(|x| x.0 as i64).collect(),
-                        images: all.map(|x| x.1 as i64).collect(),
-                        n_pos: p.len(),
-                    }
-                })
-                .collect()
-        }
-        PairMode::InBatch => {
-            // One pass over a shuffled train split, or, with `steps_per_epoch`, as many
-            // reshuffled passes as that many steps need.
-            let n = data.train.len() as i64;
-            let mut out = Vec::new();
-            loop {
-                let mut perm: Vec<i64> = (0..n).collect();
-                perm.shuffle(rng);
-                // A last batch smaller than half a batch is dropped for this pass only (it is
-                // reshuffled next time), to keep the batch statistics of the loss stable.
-                for c in perm.chunks(b).filter(|c| c.len() * 2 >= b && c.len() >= 2) {
-                    if cfg.train.steps_per_epoch.is_some_and(|s| out.len() >= s) {
-                        break;
-                    }
-                    out.push(Batch::Items(c.to_vec()));
-                }
-                if cfg.train.steps_per_epoch.is_none_or(|s| out.len() >= s) {
-                    break;
-                }
-            }
-            out
-        }
-    })
-}
-
-/// One batch's forward pass in training mode.
-struct BatchOut {
-    /// Positive and negative scores.
-    pos: Tensor,
-    neg: Tensor,
-    pairs: usize,
-    /// In-batch batches: the `[B, B]` score matrix and its shares-a-label mask.
-    matrix: Option<(Tensor, Tensor)>,
-    /// Text and image embeddings `[B, D]` with their multi-hot labels `[B, C]`.
-    t: Tensor,
-    t_labels: Tensor,
-    i: Tensor,
-    i_labels: Tensor,
-}
-
-fn batch_forward(m: &Model, data: &Prepared, batch: &Batch) -> BatchOut {
-    let dev = data.device;
-    let tr = &data.train;
-    match batch {
-        Batch::Pairs { texts, images, n_pos } => {
-            let ti = Tensor::from_slice(texts).to_device(dev);
-            let ii = Tensor::from_slice(images).to_device(dev);
-            let t = m.text.forward_t(&tr.bow.index_select(0, &ti), true); // [B, D]
-            let i = m.image.forward_t(&tr.images.index_select(0, &ii), true); // [B, D]
-            let s = m.scorer.pairs(&t, &i, true); // [B]
-            let n = texts.len() as i64;
-            let p = *n_pos as i64;
-            BatchOut {
-                pos: s.narrow(0, 0, p),
-                neg: s.narrow(0, p, n - p),
-                pairs: texts.len(),
-                matrix: None,
-                t_labels: tr.labels.index_select(0, &ti),
-                i_labels: tr.labels.index_select(0, &ii),
-                t,
-                i,
-            }
-        }
-        Batch::Items(items) => {
-            let idx = Tensor::from_slice(items).to_device(dev);
-            let t = m.text.forward_t(&tr.bow.index_select(0, &idx), true);
-            let i = m.image.forward_t(&tr.images.index_select(0, &idx), true);
-            let s = m.scorer.matrix(&t, &i, true); // [B, B]
-            let lab = tr.labels.index_select(0, &idx);
-            let mask = lab.mm(&lab.tr()).gt(0.5); // [B, B] shares a label
-            BatchOut {
-                pos: s.masked_select(&mask),
-                neg: s.masked_select(&mask.logical_not()),
-                pairs: items.len() * items.len(),
-                matrix: Some((s, mask)),
-                t_labels: lab.shallow_clone(),
-                i_labels: lab,
-                t,
-                i,
-            }
-        }
-    }
-}
-
-/// The weighted loss terms of one batch (in the order of [`TERMS`]; None where a term is
-/// off) and the global loss's statistics.
-fn batch_loss(cfg: &Config, m: &Model, data: &Prepared, b: &BatchOut) -> Result<(Vec<Option<Tensor>>, GlobalStats)> {
-    let l = &cfg.loss;
-    let g = global_loss(&b.pos, &b.neg, l.lambda, l.margin);
-    let stats = GlobalStats { mean_pos: g.mean_pos, mean_neg: g.mean_neg, var_pos: g.var_pos, var_neg: g.var_neg };
-    // Weights of 1 and 0 add no op, so the authors' recipe trains bit for bit as before.
-    let global = (l.global > 0.0).then(|| if l.global == 1.0 { g.loss.shallow_clone() } else { &g.loss * l.global });
-    let contrastive = if l.contrastive > 0.0 {
-        let (s, mask) = b.matrix.as_ref().context("the contrastive loss needs in-batch pairs")?;
-        let logits = match &m.log_temperature {
-            Some(log_tau) => s * (-log_tau).exp(),
-            None => s / l.temperature,
-        };
-        Some(contrastive_loss_logits(&logits, mask) * l.contrastive)
-    } else {
-        None
-    };
-    let label = if l.label > 0.0 {
-        let c = m.classifier.as_ref().context("the label loss needs the model's classifier")?;
-        let (lt, li) = (
-            label_loss(&c.forward(&b.t), &b.t_labels, data.multi_label),
-            label_loss(&c.forward(&b.i), &b.i_labels, data.multi_label),
-        );
-        Some((lt + li) * (l.label / 2.0))
-    } else {
-        None
-    };
-    let invariance = if l.invariance > 0.0 {
-        ensure!(b.matrix.is_some(), "the invariance term needs in-batch pairs");
-        let v = match cfg.model.scorer {
-            ScorerKind::Cosine => {
-                let unit = |x: &Tensor| x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
-                invariance_loss(&unit(&b.t), &unit(&b.i))
-            }
-            ScorerKind::Product => invariance_loss(&b.t, &b.i),
-        };
-        Some(v * l.invariance)
-    } else {
-        None
-    };
-    // The value only: the optimizer adds the term's gradient (`Adam::set_l2`).
-    let l2 = (l.l2 > 0.0).then(|| l2_value(&m.l2_weights(l.l2_biases)) * l.l2);
-    Ok((vec![global, contrastive, label, invariance, l2], stats))
-}
-
-/// The forward half of one training step: the batch's loss, with the total and every
-/// term that is on read back in one device-to-host copy. `Adam::backward_step` on
-/// `total` completes the step (the training loop and `tgcn bench-side` both do this).
-pub struct StepLoss {
-    pub total: Tensor,
-    /// The total, then each term that is on (in the order of `on`).
-    pub values: Vec<f64>,
-    /// Indices into [`TERMS`] of the terms that are on.
-    pub on: Vec<usize>,
-    stats: GlobalStats,
-    pub pairs: usize,
-}
-
-pub fn step_loss(cfg: &Config, m: &Model, data: &Prepared, batch: &Batch) -> Result<StepLoss> {
-    let out = batch_forward(m, data, batch);
-    let (terms, stats) = batch_loss(cfg, m, data, &out)?;
-    let on: Vec<(usize, &Tensor)> = terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
-    let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;
-    let scalars: Vec<Tensor> = std::iter::once(&total).chain(on.iter().map(|(_, t)| *t)).map(Tensor::detach).collect();
-    let values: Vec<f64> = Vec::try_from(Tensor::stack(&scalars, 0).to_kind(Kind::Double).to_device(tch::Device::Cpu))?;
-    Ok(StepLoss { total, values, on: on.iter().map(|(j, _)| *j).collect(), stats, pairs: out.pairs })
-}
-
-struct GlobalStats {
-    mean_pos: Option<f64>,
-    mean_neg: Option<f64>,
-    var_pos: Option<f64>,
-    var_neg: Option<f64>,
 }
 
 /// Fraction of exactly-zero outputs of the graph layers on the validation texts.
@@ -374,25 +118,6 @@ struct Session {
     selected: Option<Selected>,
     /// Held while training; released when the session ends.
     _lock: crate::run::RunLock,
-}
-
-/// Per-epoch seeding: epoch e's pairs, shuffles and dropout masks depend only on
-/// (seed, e), so a resumed run draws exactly what an uninterrupted one would.
-pub fn seed_epoch(seed: u64, epoch: usize) -> ChaCha8Rng {
-    tch::manual_seed((seed as i64).wrapping_mul(1_000_003).wrapping_add(epoch as i64));
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(epoch as u64);
-    rng
-}
-
-/// libtorch's random generator is one per process: two trainings on two threads would
-/// interleave their draws (initialisation, dropout) and neither would be reproducible. A
-/// training holds this lock from seeding to its last draw; a second one waits.
-fn exclusive_rng() -> std::sync::MutexGuard<'static, ()> {
-    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    // A training that failed with an error (or panicked) leaves nothing half-done behind
-    // the lock: the next one reseeds everything.
-    TRAINING.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Trains a new run described by `cfg` under `runs_root`.
@@ -764,7 +489,7 @@ impl Selected {
 }
 
 /// Whether a run refits after its selection: `train.refit`, unless it is validation-only.
-fn refits(cfg: &Config, validation_only: bool) -> bool {
+pub(crate) fn refits(cfg: &Config, validation_only: bool) -> bool {
     cfg.train.refit && !validation_only
 }
 
@@ -900,7 +625,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         test,
         validation_only: opts.validation_only,
     };
-    write_json(&s.run.join("summary.json"), &summary)?;
+    summary.write(&s.run.path)?;
     if opts.validation_only {
         println!(
             "validation only (test withheld): best epoch {best_epoch}, val mean MAP@all {best_val:.4}; {:.1}s training\nrun folder: {}",
@@ -969,168 +694,4 @@ fn refit_model(s: &mut Session, sel: &Selected, opts: &TrainOptions, clock: &mut
     s.opt.swap_ema();
     save_checkpoint(&s.vs, None, &s.run, "refit", &mut clock.meta(s, epochs))?;
     Ok(None)
-}
-
-/// Test retrieval under both protocols (the configured one first), with curves saved
-/// to `curves/`.
-pub fn test_report(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared, run: &RunDir) -> Result<Vec<Retrieval>> {
-    let out = test_retrievals(cfg, m, ranker, data)?;
-    for r in &out {
-        write_curves(run, r)?;
-    }
-    Ok(out)
-}
-
-/// Test retrieval under both protocols, the configured one first.
-pub fn test_retrievals(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared) -> Result<Vec<Retrieval>> {
-    let mut protocols = vec![cfg.eval.protocol];
-    protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
-    protocols.into_iter().map(|p| eval::evaluate_test(m, ranker, data, &cfg.eval, p, EVAL_BATCH)).collect()
-}
-
-/// Writes the curves of `test` where the run folder allows; a read-only run keeps the
-/// numbers already printed, with a warning.
-fn write_curves_or_warn(run: &RunDir, test: &[Retrieval]) {
-    for r in test {
-        if let Err(e) = write_curves(run, r) {
-            eprintln!("warning: curves of {} not written: {e:#}", r.protocol);
-        }
-    }
-}
-
-fn write_curves(run: &RunDir, r: &Retrieval) -> Result<()> {
-    let dir = run.join("curves");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut s = String::from("k,precision_i2t,precision_t2i\n");
-    for ((k, a), (_, b)) in r.i2t.precision_scope.iter().zip(&r.t2i.precision_scope) {
-        s += &format!("{k},{a},{b}\n");
-    }
-    write_atomic(&run.join(&format!("curves/precision_scope_{}.csv", r.protocol)), s.as_bytes())?;
-    let mut s = String::from("recall,precision_i2t,precision_t2i\n");
-    for (j, (a, b)) in r.i2t.pr11.iter().zip(&r.t2i.pr11).enumerate() {
-        s += &format!("{:.1},{a},{b}\n", j as f64 / 10.0);
-    }
-    write_atomic(&run.join(&format!("curves/pr11_{}.csv", r.protocol)), s.as_bytes())
-}
-
-/// A plain-text table of test MAPs.
-pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Option<&Summary>) -> String {
-    let k = test.first().map_or(0, |r| r.i2t.k);
-    let mut out = format!(
-        "\n{dataset}{} — test retrieval (MAP; AP@k divides by relevant retrieved in the top k)\n",
-        if synthetic { " [SYNTHETIC DATA]" } else { "" }
-    );
-    out += &format!(
-        "{:<14} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
-        "protocol",
-        "i2t@all",
-        "t2i@all",
-        "mean@all",
-        format!("i2t@{k}"),
-        format!("t2i@{k}"),
-        format!("mean@{k}")
-    );
-    for r in test {
-        out += &format!(
-            "{:<14} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4}\n",
-            r.protocol,
-            r.i2t.map_all,
-            r.t2i.map_all,
-            r.map_all_mean(),
-            r.i2t.map_k,
-            r.t2i.map_k,
-            r.map_k_mean()
-        );
-    }
-    if let Some(s) = s {
-        let untrained = s.untrained_test.as_ref().map_or("untrained: not tested".to_string(), |u| {
-            format!("untrained {} mean MAP@all {:.4}", u.protocol, u.map_all_mean())
-        });
-        out += &format!(
-            "{untrained}; best epoch {} (val mean MAP@all {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
-            s.best_epoch,
-            s.best_val_map_mean,
-            s.refit_epochs
-                .map_or(String::new(), |e| format!(", tested after a refit on train ∪ validation for {e} epochs")),
-            s.train_seconds,
-            s.pairs_per_s,
-            s.run.display()
-        );
-    }
-    out
-}
-
-/// A finished run, rebuilt from its own config with the checkpoint it was tested with
-/// loaded: `best`, or `refit` (on train ∪ validation) with `train.refit`.
-pub struct Trained {
-    pub run: RunDir,
-    pub cfg: Config,
-    pub data: Prepared,
-    pub vs: VarStore,
-    pub model: Model,
-    /// What the evaluation ranks by (`eval.ranking`), fitted to the loaded checkpoint.
-    pub ranker: Ranker,
-    /// The epoch of the best checkpoint (also the refit's epoch count).
-    pub epoch: usize,
-    /// The model is the refit on train ∪ validation (`data.train` then holds both).
-    pub refit: bool,
-}
-
-impl Trained {
-    pub fn load(run_dir: &Path) -> Result<Trained> {
-        let run = RunDir::open(run_dir)?;
-        let cfg = run.config()?;
-        // Seeding and initialising draw from libtorch's one generator: not while another
-        // thread trains (its dropout masks would change).
-        let _one_at_a_time = exclusive_rng();
-        seed_everything(cfg.seed);
-        let mut data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
-        run.check_fingerprint(&data)?;
-        let refit = refits(&cfg, run.validation_only());
-        if refit {
-            data.include_val_in_train();
-        }
-        let (mut vs, model) = build_model(&cfg, &data);
-        let meta = load_checkpoint(&mut vs, None, &run, Trained::checkpoint_tag(refit), &cfg.hash()?)?;
-        let ranker = Ranker::new(&model, &data, &cfg.eval, EVAL_BATCH)?;
-        Ok(Trained { run, cfg, data, vs, model, ranker, epoch: meta.epoch, refit })
-    }
-
-    fn checkpoint_tag(refit: bool) -> &'static str {
-        if refit {
-            "refit"
-        } else {
-            "best"
-        }
-    }
-
-    /// Which checkpoint this is, for messages and reports.
-    pub fn describe(&self) -> String {
-        match self.refit {
-            true => format!("refit on train ∪ validation for the selected {} epochs", self.epoch),
-            false => format!("best checkpoint, epoch {}", self.epoch),
-        }
-    }
-}
-
-/// `tgcn eval --run DIR`: rebuild from the run's config, load its tested checkpoint,
-/// evaluate the test split under both protocols.
-pub fn eval_run(run_dir: &Path) -> Result<Vec<Retrieval>> {
-    let t = Trained::load(run_dir)?;
-    eprintln!("loaded the {} from {}", t.describe(), t.run.path.display());
-    let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;
-    println!(
-        "{}",
-        report_table(&t.data.dataset_name, t.cfg.data.dataset == crate::config::DatasetKind::Synthetic, &test, None)
-    );
-    write_curves_or_warn(&t.run, &test);
-    Ok(test)
-}
-
-/// `tgcn export --run DIR`: rebuild, load the tested checkpoint, write `export/` again.
-pub fn export_existing(run_dir: &Path) -> Result<PathBuf> {
-    let t = Trained::load(run_dir)?;
-    let test = test_retrievals(&t.cfg, &t.model, &t.ranker, &t.data)?;
-    write_curves_or_warn(&t.run, &test);
-    export::export_run(&t.cfg, &t.data, &t.vs, &t.ranker, &t.run, &test)
 }

@@ -1,18 +1,24 @@
 //! Training stage: a config and prepared tensors → a trained model in a run folder.
-//! `loss` (the authors' global loss and the L2 term), `pairs` (sampled or in-batch
-//! pairs), `optim` (Adam with a state checkpoints can save), `fit` (the loop: train,
-//! validate, checkpoint, resume, then test evaluation and export) and `sweep` (a
-//! validation-only search over a grid of config values, built on `fit`).
+//! `loss` (the objectives' terms), `pairs` (sampled pairs), `optim` (Adam with a state
+//! checkpoints can save), `setup` (seeding, the model and its optimizer), `step` (batches
+//! and one step's loss), `test_eval` (the test evaluation and its table), `fit` (the loop:
+//! train, validate, checkpoint, resume, refit, then test and export), `trained` (a
+//! finished run loaded back) and `sweep` (a validation-only search over config values).
 //!
-//! Input: [`crate::config::Config`] and [`crate::pipeline::Prepared`]. Output: a run
+//! Input: [`crate::config::Config`] and [`crate::prepare::Prepared`]. Output: a run
 //! folder ([`crate::run::RunDir`]) and its [`fit::Outcome`].
 
 pub mod loss;
 pub mod pairs;
 pub mod optim;
+pub mod setup;
+pub mod step;
+pub mod test_eval;
 pub mod fit;
+pub mod trained;
 pub mod sweep;
 
-pub use fit::{
-    build_model, eval_run, export_existing, resume, seed_everything, train, Outcome, Summary, TrainOptions, Trained,
-};
+pub use crate::run::summary::Summary;
+pub use fit::{resume, train, Outcome, TrainOptions};
+pub use setup::{build_model, seed_everything};
+pub use trained::{eval_run, export_existing, Trained};

@@ -27,6 +27,7 @@
 
 use crate::config::{Config, Layer};
 use crate::files::write_atomic;
+use crate::run::summary::Summary;
 use crate::run::RunDir;
 use crate::train::fit::{self, Outcome, TrainOptions};
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -344,21 +345,11 @@ impl TrialRow {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct SavedSummary {
-    best_epoch: usize,
-    best_val_map_mean: f64,
-    epochs_run: usize,
-    train_seconds: f64,
-}
-
 /// A finished trial's numbers: `summary.json`, and `val/map_i2t`, `val/map_t2i` of the
 /// best epoch from `metrics.csv`.
 fn read_finished(dir: &Path) -> Result<TrialRow> {
-    let p = dir.join("summary.json");
-    let s: SavedSummary =
-        serde_json::from_str(&std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?)
-            .with_context(|| format!("{} is not a run summary", p.display()))?;
+    let s = Summary::read(dir)?
+        .with_context(|| format!("{} has no summary.json: the trial has not finished", dir.display()))?;
     let m = dir.join("metrics.csv");
     let mut reader = csv::Reader::from_path(&m).with_context(|| format!("cannot read {}", m.display()))?;
     let (mut i2t, mut t2i) = (None, None);

@@ -17,6 +17,21 @@ pub fn dataset_cfg(name: &str, sets: &[&str]) -> tgcn::config::Config {
     tgcn::config::Config::from_layers(&layers).unwrap()
 }
 
+/// `configs/synthetic.yaml` with the debug profile `configs/debug/<profile>.yaml` over it,
+/// then `sets` (`--set` assignments) in order.
+pub fn debug_cfg(profile: &str, sets: &[&str]) -> tgcn::config::Config {
+    use tgcn::config::Layer;
+    let root = project_root();
+    let mut layers = vec![
+        Layer::from_file(&root.join("configs/synthetic.yaml")).unwrap(),
+        Layer::from_file(&root.join(format!("configs/debug/{profile}.yaml"))).unwrap(),
+    ];
+    for s in sets {
+        layers.push(Layer::from_set(s).unwrap());
+    }
+    tgcn::config::Config::from_layers(&layers).unwrap()
+}
+
 /// A fresh, empty folder under the target dir, unique to this test name.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = project_root().join("target").join("test-tmp").join(name);
