@@ -218,3 +218,100 @@ fn classifier_posteriors_match_numpy() {
         close(&pt.mm(&pi.tr()), &want_s);
     }
 }
+
+/// The fast evaluator against the reference (a stable sort of every row): every metric
+/// bit for bit, on random scores, heavy ties (constant rows, duplicated database rows,
+/// scores rounded to a few values, ±0), multi-label relevance, queries with nothing
+/// relevant, k and scope cuts beyond the database, rows with NaN and ±∞, and chunks that
+/// do not divide the queries.
+#[test]
+fn fast_ranking_equals_the_reference_bit_for_bit() {
+    use tgcn::eval::ranking::rank_reference;
+    tch::manual_seed(7);
+    let dev = tch::Device::Cpu;
+    let cfg = |k: usize, chunk: usize, scope: Vec<usize>| EvalConfig { scope, ..eval_cfg(k, chunk) };
+    let check = |name: &str, scores: &Tensor, ql: &Tensor, dl: &Tensor, c: &EvalConfig| {
+        let nq = scores.size()[0] as usize;
+        let fast = rank(|idx| scores.index_select(0, idx), nq, ql, dl, c).unwrap();
+        let slow = rank_reference(|idx| scores.index_select(0, idx), nq, ql, dl, c).unwrap();
+        assert_eq!(fast, slow, "{name}");
+        // The same bits, not only equal values (−0.0 == 0.0 would pass above).
+        assert_eq!(fast.map_all.to_bits(), slow.map_all.to_bits(), "{name}");
+        fast
+    };
+    let one_hot = |n: i64, classes: i64, offset: i64| {
+        let lab: Vec<i64> = (0..n).map(|i| (i * 7 + offset) % classes).collect();
+        Tensor::from_slice(&lab).one_hot(classes).to_kind(Kind::Float)
+    };
+    let (nq, nd) = (37i64, 211i64);
+    let ql = one_hot(nq, 5, 1);
+    let dl = one_hot(nd, 5, 3);
+    let random = Tensor::randn([nq, nd], (Kind::Float, dev));
+    for (k, chunk) in [(10, 8), (50, 37), (500, 5)] {
+        check("random", &random, &ql, &dl, &cfg(k, chunk, vec![1, 5, 100, 211, 400]));
+    }
+    // Heavy ties.
+    let constant = Tensor::full([nq, nd], 0.25, (Kind::Float, dev));
+    let s = check("constant rows", &constant, &ql, &dl, &cfg(20, 16, vec![1, 10]));
+    assert!(s.map_all > 0.0);
+    let rounded = (&random * 2.0).round() / 2.0;
+    check("rounded to a few values", &rounded, &ql, &dl, &cfg(20, 16, vec![1, 10, 50]));
+    let signed_zeros = rounded.clamp(-0.0, 0.0) * -1.0; // −0.0 and +0.0 only
+    check("±0 only", &signed_zeros, &ql, &dl, &cfg(20, 9, vec![3]));
+    let dup_db = random.narrow(1, 0, 50).repeat([1, 4]); // database rows duplicated 4 times
+    let dl_dup = one_hot(200, 5, 3);
+    check("duplicated database rows", &dup_db, &ql, &dl_dup, &cfg(30, 16, vec![1, 7]));
+    // Multi-label relevance, queries with nothing relevant.
+    let ml_q = Tensor::rand([nq, 6], (Kind::Float, dev)).gt(0.6).to_kind(Kind::Float);
+    let ml_d = Tensor::rand([nd, 6], (Kind::Float, dev)).gt(0.7).to_kind(Kind::Float);
+    let s = check("multi-label", &random, &ml_q, &ml_d, &cfg(25, 10, vec![2, 20]));
+    let empty_q = i64::try_from(ml_q.sum_dim_intlist(1, false, Kind::Float).eq(0.0).sum(Kind::Int64)).unwrap();
+    assert!(s.no_relevant > 0 || empty_q == 0);
+    let none = Tensor::zeros([nq, 5], (Kind::Float, dev));
+    let s = check("nothing relevant", &random, &none, &dl, &cfg(10, 8, vec![1]));
+    assert_eq!((s.map_all, s.no_relevant), (0.0, nq as usize));
+    // Non-finite scores take the full-sort path: NaN first, then +∞, …, −∞.
+    let odd = random.copy();
+    let _ = odd.get(0).get(3).fill_(f64::NAN);
+    let _ = odd.get(1).get(5).fill_(f64::INFINITY);
+    let _ = odd.get(1).get(6).fill_(f64::NEG_INFINITY);
+    let _ = odd.get(2).get(7).fill_(f64::NAN);
+    let _ = odd.get(2).get(8).fill_(f64::NAN);
+    check("NaN and infinities", &odd, &ql, &dl, &cfg(15, 4, vec![1, 2]));
+    // A single item and a database of one class.
+    check("one database item", &random.narrow(1, 0, 1), &ql, &dl.narrow(0, 0, 1), &cfg(5, 3, vec![1, 2]));
+}
+
+/// The positions of the relevant items, by hand: ties keep database order.
+#[test]
+fn relevant_positions_hand_worked() {
+    use tgcn::eval::positions::RowRanker;
+    let mut r = RowRanker::default();
+    let mut out = Vec::new();
+    // Order: db 4 (0.9), db 1 (0.5), db 3 (0.5), db 0 (0.2), db 2 (0.2), db 5 (-0.1).
+    let scores = [0.2f32, 0.5, 0.2, 0.5, 0.9, -0.1];
+    r.relevant_positions(&scores, &[0, 3, 5], &mut out);
+    assert_eq!(out, vec![2, 3, 5]);
+    r.relevant_positions(&scores, &[], &mut out);
+    assert!(out.is_empty());
+    r.relevant_positions(&[f32::NAN, 1.0, f32::NAN], &[1, 2], &mut out);
+    assert_eq!(out, vec![1, 2], "NaN ranks first, in database order");
+    // A bucket shared by several items: 0.30000001 and 0.3 differ by one ulp.
+    let close = [0.3f32, 0.1, 0.3 + f32::EPSILON / 4.0, 0.3, -1.0];
+    r.relevant_positions(&close, &[0, 3], &mut out);
+    assert_eq!(out, vec![1, 2], "ranking 2, 0, 3, 1, 4");
+}
+
+/// Relevance lists from label masks: shared labels, multi-label rows, no label.
+#[test]
+fn relevance_lists_from_label_masks() {
+    use tgcn::eval::positions::{masks, Relevance};
+    let db = [1f32, 0., 0., 0., 1., 1., 0., 0., 0., 1., 0., 1.]; // [4, 3]
+    assert_eq!(masks(&db, 3), vec![0b001, 0b110, 0b000, 0b101]);
+    let mut r = Relevance::new(&db, 3).unwrap();
+    assert_eq!(r.of(0b001), &[0, 3]);
+    assert_eq!(r.of(0b100), &[1, 3]);
+    assert_eq!(r.of(0b010), &[1]);
+    assert!(r.of(0).is_empty());
+    assert!(Relevance::new(&vec![0.0; 129], 129).is_none(), "more than 128 classes: label products instead");
+}

@@ -77,6 +77,17 @@ pub struct RankStats {
     pub no_relevant: usize,
 }
 
+/// One query's contribution to each sum of a [`RankAccumulator`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTerms {
+    pub ap_all: f64,
+    pub ap_k: f64,
+    /// Precision at each cut of the scope.
+    pub precision: Vec<f64>,
+    /// The 11-point curve; None when nothing is relevant.
+    pub pr11: Option<[f64; 11]>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RankAccumulator {
     k: usize,
@@ -163,6 +174,77 @@ impl RankAccumulator {
                     h += 1;
                 }
                 *slot += hp[h.saturating_sub(1)];
+            }
+        }
+    }
+
+    /// One query's terms of the sums, from the positions (0-based, increasing) of its
+    /// relevant items in a ranking of `n` items: the same values [`RankAccumulator::push`]
+    /// adds for the relevance list those positions describe, computed the same way, so
+    /// adding them in query order ([`RankAccumulator::add`]) gives bit-identical means.
+    /// `&self` only: rows can be worked on in parallel, each with its own `hit_precision`.
+    pub fn terms(&self, positions: &[usize], n: usize, hit_precision: &mut Vec<f64>) -> QueryTerms {
+        let cut_k = self.k.min(n);
+        let (mut sum, mut hits_k, mut sum_k) = (0.0f64, 0usize, 0.0f64);
+        hit_precision.clear();
+        for (h, &r) in positions.iter().enumerate() {
+            let p = (h + 1) as f64 / (r + 1) as f64;
+            sum += p;
+            hit_precision.push(p);
+            if r < cut_k {
+                (hits_k, sum_k) = (h + 1, sum);
+            }
+        }
+        let hits = positions.len();
+        let ap_all = if hits == 0 { 0.0 } else { sum / hits as f64 };
+        let ap_k = if hits_k == 0 { 0.0 } else { sum_k / hits_k as f64 };
+        let precision = self
+            .scope
+            .iter()
+            .map(|&k| {
+                // Hits within the top k; a cut beyond the list counts the whole list.
+                let h = if k == 0 {
+                    0
+                } else if k <= n {
+                    positions.partition_point(|&r| r < k)
+                } else {
+                    hits
+                };
+                h as f64 / k as f64
+            })
+            .collect();
+        let mut pr11 = None;
+        if hits > 0 {
+            let hp = hit_precision;
+            for i in (0..hp.len().saturating_sub(1)).rev() {
+                hp[i] = hp[i].max(hp[i + 1]);
+            }
+            let mut out = [0.0; 11];
+            let mut h = 0usize;
+            for (j, slot) in out.iter_mut().enumerate() {
+                let level = j as f64 / 10.0;
+                while (h as f64 / hits as f64) + 1e-12 < level {
+                    h += 1;
+                }
+                *slot = hp[h.saturating_sub(1)];
+            }
+            pr11 = Some(out);
+        }
+        QueryTerms { ap_all, ap_k, precision, pr11 }
+    }
+
+    /// Adds one query's terms ([`RankAccumulator::terms`]).
+    pub fn add(&mut self, t: &QueryTerms) {
+        self.n += 1;
+        self.sum_all += t.ap_all;
+        self.sum_k += t.ap_k;
+        for (s, p) in self.sum_p.iter_mut().zip(&t.precision) {
+            *s += p;
+        }
+        if let Some(pr) = &t.pr11 {
+            self.n_pr += 1;
+            for (s, v) in self.sum_pr.iter_mut().zip(pr) {
+                *s += v;
             }
         }
     }

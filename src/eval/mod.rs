@@ -6,6 +6,7 @@
 //! (one protocol's [`map::RankStats`] for i2t and t2i).
 
 pub mod map;
+pub mod positions;
 pub mod posterior;
 pub mod ranking;
 
