@@ -96,7 +96,7 @@ bench-sparse: venv ## COO vs CSR L̃ and dense vs sparse BoW input, alternated (
 	$(PY) scripts/bench_sparse.py $(ARGS)
 
 # Wall time and peak RSS per stage at NUS-WIDE scale; settings in scripts/bench_scale.sh.
-bench-scale: build ## time + peak RSS: nus-wide-synth, tgcn data/train/eval (top 10, all 81 concepts), ranking at 100k [DEVICE=cpu]
+bench-scale: build ## time + peak RSS of the card command at full NUS-WIDE size (recipe and best config: prepare, untrained eval, 3 epochs, test eval) + ranking [DEVICE=cpu]
 	NUS_OUT='$(NUS_OUT)' NUS_IMAGES='$(NUS_IMAGES)' scripts/bench_scale.sh
 
 bench-faiss: faiss ## exact vs approximate FAISS index at 100k synthetic items: queries/s, recall@10

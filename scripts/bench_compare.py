@@ -47,6 +47,7 @@ CASES = [
     ("skip-gram, 5 epochs (gensim)", [], "recipe", "skipgram", 0, 1),
     ("kNN graph k=8 + rescaled Laplacian", [], "recipe", "knn", 1, 5),
     ("rank + MAP, test vs test, both directions", [], "recipe", "rank", 1, 5),
+    ("rank + MAP, 20,000 x 20,000, both directions", [], "recipe", "rank-large", 0, 1),
 ]
 
 
@@ -246,10 +247,10 @@ def knn_case(d, warmup, repeats, k=8):
     return timed(warmup, repeats, one), f"{n} words x {x.shape[1]}-d, k = {k}, chunks of {chunk} rows"
 
 
-def rank_case(d, warmup, repeats, chunk=256, k=100, scope=(1, 5, 10, 20, 50, 100, 200, 500)):
+def rank_case(d, warmup, repeats, prefix="test", chunk=256, k=100, scope=(1, 5, 10, 20, 50, 100, 200, 500)):
     import torch
 
-    t, i, lab = load(d, "test_text"), load(d, "test_image"), load(d, "test_labels")
+    t, i, lab = load(d, f"{prefix}_text"), load(d, f"{prefix}_image"), load(d, f"{prefix}_labels")
     n = t.shape[0]
 
     def direction(q, db):
@@ -286,6 +287,8 @@ def python_side(a):
         times, detail = knn_case(d, a.warmup, a.repeats)
     elif a.case == "rank":
         times, detail = rank_case(d, a.warmup, a.repeats)
+    elif a.case == "rank-large":
+        times, detail = rank_case(d, a.warmup, a.repeats, prefix="large")
     else:
         raise SystemExit(f"unknown --case {a.case}")
     med = sorted(times)[len(times) // 2]
@@ -394,7 +397,7 @@ def torch_version():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--side", choices=["python"], help="run one side (internal)")
-    ap.add_argument("--case", help="step | skipgram | knn | rank (with --side)")
+    ap.add_argument("--case", help="step | skipgram | knn | rank | rank-large (with --side)")
     ap.add_argument("--name", default="recipe", help="the step workload: recipe | mlp | best (with --side)")
     ap.add_argument("--workload", default=str(ROOT / "runs" / "bench-compare"), help="shared inputs folder")
     ap.add_argument("--warmup", type=int, default=3)

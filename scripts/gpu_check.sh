@@ -19,7 +19,9 @@
 #    --set device=$DEVICE --set train.epochs=$ENGWIKI_EPOCHS`, then its test MAP from
 #    summary.json. Skipped, with a message, when ../shared/data/eng-wiki is absent (the
 #    config's `data.listed.root`, relative to the project root).
-# 6. bench-scale: scripts/bench_scale.sh with DEVICE=$DEVICE on a synthetic NUS-WIDE layout
+# 6. rank-full: `tgcn bench --device $DEVICE --only rank` at 100,000 x 100,000 (RANK_FULL),
+#    the evaluation at NUS-WIDE's full size.
+# 7. bench-scale: scripts/bench_scale.sh (the card's command, best config) with DEVICE=$DEVICE on a synthetic NUS-WIDE layout
 #    of GPU_NUS_IMAGES images (40,000 by default: the evaluation's per-query bookkeeping
 #    runs on the CPU and grows with queries × database, so the full 269,648 images take far
 #    longer than this check's budget; set GPU_NUS_IMAGES=269648 for the full run). Skipped
@@ -28,7 +30,7 @@
 # Settings (environment): OUT=runs/gpu-check, DEVICE=cuda (cpu | cuda), QUICK=0 (1: bench
 # --quick, 1 Eng-Wiki epoch, 20,000 images and a 20,000-item ranking for a dry run),
 # ENGWIKI_EPOCHS=8, GPU_NUS_IMAGES=40000, NUS_OUT=$OUT/nus-wide-synth-$GPU_NUS_IMAGES,
-# RANK_QUERIES=2000, RANK_DB=100000.
+# RANK_QUERIES=2000, RANK_DB=100000, RANK_FULL=100000 (20,000 with QUICK=1).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -39,11 +41,13 @@ if [[ $QUICK == 1 ]]; then
   ENGWIKI_EPOCHS=${ENGWIKI_EPOCHS:-1}
   GPU_NUS_IMAGES=${GPU_NUS_IMAGES:-20000}
   RANK_DB=${RANK_DB:-20000}
+  RANK_FULL=${RANK_FULL:-20000}
   BENCH_ARGS=(--quick)
 else
   ENGWIKI_EPOCHS=${ENGWIKI_EPOCHS:-8}
   GPU_NUS_IMAGES=${GPU_NUS_IMAGES:-40000}
   RANK_DB=${RANK_DB:-100000}
+  RANK_FULL=${RANK_FULL:-100000}
   BENCH_ARGS=()
 fi
 RANK_QUERIES=${RANK_QUERIES:-2000}
@@ -144,10 +148,16 @@ else
   skip eng-wiki "../shared/data/eng-wiki is absent"
 fi
 
-# 6. bench-scale on the device.
+# 6. The evaluation at NUS-WIDE's full size on the device: one direction of 100,000 queries
+#    against 100,000 items (the score GEMM alone beside it).
+step rank-full "tgcn bench --device $DEVICE --only rank, ${RANK_FULL}x$RANK_FULL" \
+  "$BIN" bench --device "$DEVICE" --only rank --rank-queries "$RANK_FULL" --rank-db "$RANK_FULL"
+{ echo; echo '```'; sed -n '/^score GEMM alone, '"$RANK_FULL"'/,/^peak RSS/p' "$LOG" | tail -n 4; echo '```'; echo; } >>"$OUT/bench.md"
+
+# 7. bench-scale on the device.
 if [[ -d ../shared/data/nus-wide ]]; then
   step bench-scale "NUS_IMAGES=$GPU_NUS_IMAGES, RANK ${RANK_QUERIES}x$RANK_DB; table in $OUT/bench-scale/table.md" \
-    env DEVICE="$DEVICE" NUS_OUT="$NUS_OUT" NUS_IMAGES="$GPU_NUS_IMAGES" BENCH_OUT="$OUT/bench-scale" \
+    env DEVICE="$DEVICE" NUS_OUT="$NUS_OUT" NUS_IMAGES="$GPU_NUS_IMAGES" BENCH_OUT="$OUT/bench-scale" CONFIGS=best \
     RANK_QUERIES="$RANK_QUERIES" RANK_DB="$RANK_DB" scripts/bench_scale.sh
   { echo; echo "## bench-scale ($DEVICE, $GPU_NUS_IMAGES images)"; echo; cat "$OUT/bench-scale/table.md"; } >"$OUT/bench-scale.md"
 else

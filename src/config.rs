@@ -332,6 +332,10 @@ pub enum PairMode {
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     pub protocol: Protocol,
+    /// Evaluate the untrained model on the test split before training (the table's
+    /// "untrained" baseline); at NUS-WIDE's size it is about a quarter of a short run.
+    #[serde(default = "crate::files::yes", skip_serializing_if = "crate::files::is_true")]
+    pub untrained: bool,
     /// k of MAP@k.
     pub k: usize,
     /// Cut-offs of the precision-scope curve.
@@ -546,6 +550,12 @@ impl TrainConfig {
                  `train.pairs_per_epoch`"
             );
         }
+        ensure!(
+            self.pairs != PairMode::InBatch || self.batch_size >= 2,
+            "`train.batch_size` must be at least 2 with `train.pairs: in_batch` (a batch contrasts its items \
+             with each other; one item has nothing to contrast), got {}",
+            self.batch_size
+        );
         if self.pairs == PairMode::Sampled {
             pos("train.pairs_per_epoch", self.pairs_per_epoch)?;
             ensure!(
@@ -578,7 +588,7 @@ pub fn is_empty_path(p: &Path) -> bool {
 /// `≥ 0` when there is no upper bound.
 fn range_text(lo: f64, hi: f64) -> String {
     match (lo == f64::MIN_POSITIVE, hi == f64::MAX) {
-        (true, true) => "positive".to_string(),
+        (true, true) => "a positive, finite number".to_string(),
         (true, false) => format!("in (0, {hi}]"),
         (false, true) => format!("≥ {lo}"),
         (false, false) => format!("in [{lo}, {hi}]"),

@@ -47,3 +47,12 @@ pub fn is_zero(v: &f64) -> bool {
 pub fn is_zero_usize(v: &usize) -> bool {
     *v == 0
 }
+
+/// serde default `true`, for keys that are on unless a config turns them off.
+pub fn yes() -> bool {
+    true
+}
+
+pub fn is_true(v: &bool) -> bool {
+    *v
+}

@@ -512,3 +512,22 @@ fn cpu_model_is_the_first_model_name_of_cpuinfo() {
     assert_eq!(tgcn::run::cpu_model(info).as_deref(), Some("Intel(R) Xeon(R) Processor"));
     assert_eq!(tgcn::run::cpu_model("processor\t: 0\nmodel\t\t: 143\n"), None);
 }
+
+/// `eval.untrained: false` skips the test evaluation before training (a quarter of a
+/// short run at NUS-WIDE's size) and changes nothing else: the trained model's test
+/// figures are those of the same run with it on.
+#[test]
+fn untrained_evaluation_is_a_switch() {
+    let run = |on: &str, dir: &str| {
+        let cfg = crate::common::debug_cfg("tiny", &["train.epochs=2", "export.enabled=false", on]);
+        tgcn::train::train(&cfg, &temp_dir(dir), &Default::default()).unwrap().summary().unwrap()
+    };
+    let off = run("eval.untrained=false", "untrained_off");
+    let on = run("eval.untrained=true", "untrained_on");
+    assert!(off.untrained_test.is_none() && !off.run.join("untrained.json").exists());
+    assert!(on.untrained_test.is_some() && on.run.join("untrained.json").exists());
+    assert_eq!(format!("{:?}", off.test), format!("{:?}", on.test));
+    // The key is left out of the saved config when on, so older configs keep their hash.
+    let saved = std::fs::read_to_string(on.run.join("config.yaml")).unwrap();
+    assert!(!saved.contains("untrained"), "{saved}");
+}

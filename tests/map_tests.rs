@@ -59,6 +59,7 @@ fn accumulator_means_over_queries() {
 fn eval_cfg(k: usize, chunk: usize) -> EvalConfig {
     EvalConfig {
         protocol: Protocol::TestVsTest,
+        untrained: true,
         k,
         scope: vec![1, 3],
         chunk,

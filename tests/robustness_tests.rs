@@ -316,3 +316,42 @@ fn an_old_run_config_with_skipgram_batch_names_the_commit_that_made_it() {
     let e = err(tgcn::run::RunDir::open(&r).unwrap().config());
     assert!(e.contains("unknown field `windw`") && !e.contains("skip-gram trainer"), "{e}");
 }
+
+/// Messages that name the cause and the next step: a batch of one with in-batch pairs is
+/// refused when the config is read (it would contrast nothing), an infinite temperature
+/// is not called "not positive", and a report of unfinished runs says so instead of
+/// printing an empty table.
+#[test]
+fn messages_name_the_cause_and_the_next_step() {
+    let e = err(cfg_with("configs/synthetic.yaml", &["train.pairs=in_batch", "train.batch_size=1"]));
+    assert!(e.contains("`train.batch_size` must be at least 2 with `train.pairs: in_batch`"), "{e}");
+    let e = err(cfg_with("configs/synthetic.yaml", &["loss.temperature=.inf"]));
+    assert!(e.contains("`loss.temperature` must be a positive, finite number, got inf"), "{e}");
+
+    let cfg = crate::common::debug_cfg("tiny", &["train.epochs=2", "export.enabled=false"]);
+    let opts = tgcn::train::TrainOptions { stop_after_epoch: Some(1), ..Default::default() };
+    let run = match tgcn::train::train(&cfg, &temp_dir("report_unfinished"), &opts).unwrap() {
+        tgcn::train::Outcome::Paused { run, .. } => run,
+        o => panic!("expected a pause, got {o:?}"),
+    };
+    let table = tgcn::run::report::report(&[run]).unwrap();
+    assert!(table.starts_with("No finished run among the 1 given") && table.contains("--resume"), "{table}");
+    assert!(!table.contains("MAP@0"), "{table}");
+}
+
+/// A run of one seed reports its figures without a ± of a spread it does not have; an
+/// item that is not in the split is answered with an id that is; a query with no words
+/// left after tokenization says so.
+#[test]
+fn one_seed_items_and_empty_queries_read_plainly() {
+    let run = trained_run();
+    let table = tgcn::run::report::report(std::slice::from_ref(&run)).unwrap();
+    assert!(!table.contains('±'), "{table}");
+    let t = tgcn::retrieve::Trained::load(&run).unwrap();
+    let q = tgcn::retrieve::search::Query::item("test:nope", tgcn::retrieve::search::Side::Text).unwrap();
+    let e = err(tgcn::retrieve::search::search(&t, &q, tgcn::retrieve::Against::Test, 3));
+    assert!(e.contains("e.g. --item test:") && !e.contains("Some("), "{e}");
+    let q = tgcn::retrieve::search::Query::Text("   ".into());
+    let e = err(tgcn::retrieve::search::search(&t, &q, tgcn::retrieve::Against::Test, 3));
+    assert!(e.contains("has no words once tokenized") && !e.contains("0 words"), "{e}");
+}

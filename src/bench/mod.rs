@@ -275,6 +275,7 @@ fn rank_row(device: Device, opts: &BenchOptions, rows: &mut Rows) -> Result<()> 
     let (ql, dl) = (lab(nq), lab(ndb));
     let ecfg = EvalConfig {
         protocol: Protocol::TestVsTest,
+        untrained: true,
         k: 100,
         scope: vec![10, 100],
         chunk,

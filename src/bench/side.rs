@@ -10,7 +10,8 @@
 //!   them), `train_labels.npy` `[n, C]`; `test_labels.npy` `[m, C]`;
 //! - `corpus.txt`: the train texts, one per line, tokens separated by spaces;
 //! - `vectors.npy` `[V, d]`: Gaussian vectors of the skip-gram dimension (the kNN case);
-//! - `test_text.npy`, `test_image.npy` `[m, D]`: Gaussian embeddings (the ranking case).
+//! - `test_text.npy`, `test_image.npy` `[m, D]`: Gaussian embeddings (the ranking case);
+//!   `large_text.npy`, `large_image.npy` `[20000, D]` and `large_labels.npy` (`rank-large`).
 //!
 //! The other cases time one workload, after `warmup` untimed repeats:
 //! - `step`: one optimizer step of `tgcn train` with this config: the epoch-1 batches of
@@ -20,7 +21,8 @@
 //! - `skipgram`: `vectors.skipgram` on `corpus.txt`, the whole training.
 //! - `knn`: the k-nearest-neighbour search on `vectors.npy`, the symmetric graph and L̃.
 //! - `rank`: both directions of test-vs-test ranking with MAP@all, MAP@k, precision@k and
-//!   the PR curve, in query chunks of `eval.chunk`.
+//!   the PR curve, in query chunks of `eval.chunk`; `rank-large` the same on
+//!   `large_{text,image,labels}.npy`, 20,000 items of 10 random classes.
 //!
 //! The result is one JSON line on stdout: `{"case", "name", "times_s", "median_s", "detail"}`.
 
@@ -40,10 +42,13 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 /// The workloads `tgcn bench-side --case` runs.
-pub const CASES: [&str; 5] = ["workload", "step", "skipgram", "knn", "rank"];
+pub const CASES: [&str; 6] = ["workload", "step", "skipgram", "knn", "rank", "rank-large"];
 
-/// Embedding width of the ranking case's Gaussian embeddings (the recipe's).
+/// Embedding width of the ranking cases' Gaussian embeddings (the recipe's).
 const RANK_DIM: i64 = 1024;
+
+/// Items of the large ranking case (`rank-large`): queries and database alike.
+const RANK_LARGE: i64 = 20_000;
 
 fn npy(dir: &Path, name: &str) -> std::path::PathBuf {
     dir.join(format!("{name}.npy"))
@@ -120,8 +125,13 @@ pub fn run(cfg: &Config, case: &str, dir: &Path, cache: &Path, warmup: usize, re
             })?;
             (times, format!("{n} words x {d}-d, k = {}, chunks of {} rows", g.k, g.knn_chunk))
         }
-        "rank" => {
-            let (t, i, lab) = (read(dir, "test_text")?, read(dir, "test_image")?, read(dir, "test_labels")?);
+        "rank" | "rank-large" => {
+            let prefix = if case == "rank" { "test" } else { "large" };
+            let (t, i, lab) = (
+                read(dir, &format!("{prefix}_text"))?,
+                read(dir, &format!("{prefix}_image"))?,
+                read(dir, &format!("{prefix}_labels"))?,
+            );
             let n = t.size()[0] as usize;
             let ecfg = &cfg.eval;
             let times = time(warmup, repeats, || {
@@ -154,6 +164,11 @@ fn write_workload(cfg: &Config, dir: &Path, cache: &Path) -> Result<String> {
     write(&Tensor::randn([v, cfg.vectors.skipgram.dim as i64], (Kind::Float, Device::Cpu)), dir, "vectors")?;
     write(&Tensor::randn([m, RANK_DIM], (Kind::Float, Device::Cpu)), dir, "test_text")?;
     write(&Tensor::randn([m, RANK_DIM], (Kind::Float, Device::Cpu)), dir, "test_image")?;
+    // The large ranking case: RANK_LARGE items of 10 balanced random classes.
+    write(&Tensor::randn([RANK_LARGE, RANK_DIM], (Kind::Float, Device::Cpu)), dir, "large_text")?;
+    write(&Tensor::randn([RANK_LARGE, RANK_DIM], (Kind::Float, Device::Cpu)), dir, "large_image")?;
+    let classes = Tensor::randint(10, [RANK_LARGE], (Kind::Int64, Device::Cpu));
+    write(&classes.one_hot(10).to_kind(Kind::Float), dir, "large_labels")?;
     let meta = json!({
         "dataset": data.dataset_name,
         "synthetic": cfg.data.dataset == crate::config::DatasetKind::Synthetic,

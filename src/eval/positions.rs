@@ -25,6 +25,13 @@ const BUCKETS_PER_ITEM: usize = 2;
 /// The end of a bucket's list.
 const NONE: u32 = u32::MAX;
 
+/// Buckets up to this long are walked once per relevant item in them; longer ones (ties,
+/// dense score regions) are sorted once.
+const WALK_MAX: usize = 16;
+
+/// A flag on `above`: the bucket has been sorted and its relevant items placed.
+const DONE: u32 = 1 << 31;
+
 /// Scratch buffers reused across rows (one per thread).
 #[derive(Debug, Default)]
 pub struct RowRanker {
@@ -35,6 +42,10 @@ pub struct RowRanker {
     next: Vec<u32>,
     /// One bit per rank: a relevant item is there.
     marks: Vec<u64>,
+    /// One bit per item: it is relevant.
+    is_relevant: Vec<u64>,
+    /// The items of one long bucket, keyed by [`descending_key`].
+    members: Vec<u64>,
     order: Vec<u32>,
 }
 
@@ -46,6 +57,13 @@ fn descending(a: f32, b: f32) -> Ordering {
         (false, true) => Ordering::Greater,
         _ => b.partial_cmp(&a).expect("no NaN here"),
     }
+}
+
+/// A key that orders finite scores descending as integers ascending; −0 and +0 share one.
+fn descending_key(s: f32) -> u32 {
+    let bits = (s + 0.0).to_bits();
+    let ascending = if bits >> 31 == 1 { !bits } else { bits | 1 << 31 };
+    !ascending
 }
 
 /// (min, max, all finite) of a row, in eight lanes so that it vectorizes.
@@ -76,6 +94,7 @@ impl RowRanker {
     pub fn relevant_positions(&mut self, scores: &[f32], relevant: &[u32], out: &mut Vec<usize>) {
         out.clear();
         let n = scores.len();
+        assert!(n < DONE as usize, "a database of {n} items is beyond the bucket counters");
         if relevant.is_empty() {
             return;
         }
@@ -114,17 +133,52 @@ impl RowRanker {
         }
         self.marks.clear();
         self.marks.resize(n.div_ceil(64), 0);
+        self.is_relevant.clear();
         for &j in relevant {
             let sj = scores[j as usize];
             let b = bucket(sj);
-            let mut p = self.above[b] as usize;
-            let mut m = self.head[b];
-            while m != NONE {
-                let sm = scores[m as usize];
-                p += (sm > sj || (sm == sj && m < j)) as usize;
-                m = self.next[m as usize];
+            let above = self.above[b];
+            if above & DONE != 0 {
+                continue; // a long bucket, all of whose relevant items are placed
             }
-            self.marks[p / 64] |= 1 << (p % 64);
+            if self.count(b) <= WALK_MAX {
+                // Walk the bucket: the items that precede j in it.
+                let mut p = above as usize;
+                let mut m = self.head[b];
+                while m != NONE {
+                    let sm = scores[m as usize];
+                    p += (sm > sj || (sm == sj && m < j)) as usize;
+                    m = self.next[m as usize];
+                }
+                self.marks[p / 64] |= 1 << (p % 64);
+            } else {
+                // Sort the bucket once (database order, then stably by score) and place
+                // every relevant item in it: heavy ties cost a sort of the tie, not a
+                // walk per relevant item.
+                if self.is_relevant.is_empty() {
+                    self.is_relevant.resize(n.div_ceil(64), 0);
+                    for &r in relevant {
+                        self.is_relevant[r as usize / 64] |= 1 << (r % 64);
+                    }
+                }
+                // (score descending, index ascending) as one u64 per item: the sort
+                // needs no comparator, and distinct keys make an unstable sort exact.
+                self.members.clear();
+                let mut m = self.head[b];
+                while m != NONE {
+                    self.members.push(((descending_key(scores[m as usize]) as u64) << 32) | m as u64);
+                    m = self.next[m as usize];
+                }
+                self.members.sort_unstable();
+                for (k, &key) in self.members.iter().enumerate() {
+                    let m = key as u32;
+                    if self.is_relevant[m as usize / 64] & (1 << (m % 64)) != 0 {
+                        let p = above as usize + k;
+                        self.marks[p / 64] |= 1 << (p % 64);
+                    }
+                }
+                self.above[b] |= DONE;
+            }
         }
         for (w, &m) in self.marks.iter().enumerate() {
             let mut m = m;
@@ -133,6 +187,12 @@ impl RowRanker {
                 m &= m - 1;
             }
         }
+    }
+
+    /// Items in bucket `b` (after the prefix sum).
+    fn count(&self, b: usize) -> usize {
+        let end = self.above.get(b + 1).map_or(self.next.len() as u32, |&a| a & !DONE);
+        (end - (self.above[b] & !DONE)) as usize
     }
 
     /// A full stable sort of the row (the path for NaN and ±∞).

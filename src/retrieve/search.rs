@@ -166,6 +166,12 @@ pub fn search_in(
             let tokens = crate::prepare::tokenize_query(&t.cfg, text);
             let (known, unknown): (Vec<String>, Vec<String>) =
                 tokens.iter().cloned().partition(|w| data.vocab.get(w).is_some());
+            if tokens.is_empty() {
+                bail!(
+                    "the query {text:?} has no words once tokenized as the dataset's texts are \
+                     (stop words, punctuation and numbers are dropped); search with content words"
+                );
+            }
             if known.is_empty() {
                 bail!(
                     "none of the query's {} words is in the run's vocabulary of {} words{}; nothing to search with",
@@ -222,7 +228,11 @@ pub fn search_in(
         Query::Item { split, id, side } => {
             let st = data.split(*split);
             let Some(i) = st.ids.iter().position(|x| x == id) else {
-                bail!("no item {id:?} in the {} split ({} items, e.g. {:?})", split.name(), st.len(), st.ids.first())
+                let example = match st.ids.first() {
+                    Some(first) => format!("e.g. --item {}:{first}", split.name()),
+                    None => "the split is empty".to_string(),
+                };
+                bail!("no item {id:?} in the {} split ({} items; {example})", split.name(), st.len())
             };
             // The item's row of the same embedding the database (and the evaluation) uses,
             // when its split is searched; otherwise its split embedded the same way.

@@ -57,6 +57,13 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
     if groups.is_empty() && !notes.is_empty() {
         return Ok(format!("No test numbers to report: no run given was evaluated on the test split.\n{notes}"));
     }
+    if groups.is_empty() {
+        return Ok(format!(
+            "No finished run among the {} given: none has a summary.json yet. Finish one with \
+             `tgcn train --resume RUN`, or name finished runs.\n",
+            runs.len()
+        ));
+    }
     let k = runs_k(&groups);
     let mut out = String::new();
     if synthetic {
@@ -84,7 +91,8 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         let mut cells = Vec::new();
         for j in 0..6 {
             let (m, s) = mean_std(&rows.iter().map(|r| r.1[j]).collect::<Vec<_>>());
-            cells.push(format!("{m:.4} ± {s:.4}"));
+            // One run has no spread to show.
+            cells.push(if rows.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") });
         }
         let (t, _) = mean_std(&rows.iter().map(|r| r.3).collect::<Vec<_>>());
         out += &format!(

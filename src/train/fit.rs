@@ -154,7 +154,10 @@ pub fn train(cfg: &Config, runs_root: &Path, opts: &TrainOptions) -> Result<Outc
     let opt = optimizer(cfg, &vs, &m)?;
     let mut log = MetricsLog::create(&run.join("tb"), &run.join("metrics.csv"))?;
     let mut test0 = "test withheld (validation only)".to_string();
-    if !opts.validation_only {
+    if !opts.validation_only && !cfg.eval.untrained {
+        test0 = "test not evaluated (eval.untrained: false)".to_string();
+    }
+    if !opts.validation_only && cfg.eval.untrained {
         let ranker = Ranker::new(&m, &data, &cfg.eval, EVAL_BATCH)?;
         let untrained = eval::evaluate_test(&m, &ranker, &data, &cfg.eval, cfg.eval.protocol, EVAL_BATCH)?;
         write_json(&run.join("untrained.json"), &untrained)?;
@@ -602,7 +605,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         log_retrieval(&mut s.log, &format!("test_{}", r.protocol), r, s.step, epoch)?;
     }
     s.log.flush()?;
-    let untrained: Option<Retrieval> = if opts.validation_only {
+    let untrained: Option<Retrieval> = if opts.validation_only || !cfg.eval.untrained {
         None
     } else {
         Some(serde_json::from_str(
