@@ -355,3 +355,138 @@ fn one_seed_items_and_empty_queries_read_plainly() {
     let e = err(tgcn::retrieve::search::search(&t, &q, tgcn::retrieve::Against::Test, 3));
     assert!(e.contains("has no words once tokenized") && !e.contains("0 words"), "{e}");
 }
+
+/// A model and optimizer whose weights are all `value`, for the checkpoint tests.
+fn filled_model(value: f64) -> (tch::nn::VarStore, tgcn::train::optim::Adam) {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let w = vs.root().var("w", &[256, 256], tch::nn::Init::Const(value));
+    let opt = tgcn::train::optim::Adam::new(&vs);
+    drop(w);
+    (vs, opt)
+}
+
+fn checkpoint_meta(epoch: usize) -> tgcn::run::checkpoint::CheckpointMeta {
+    tgcn::run::checkpoint::CheckpointMeta {
+        epoch,
+        step: epoch * 10,
+        val_map_mean: None,
+        best: None,
+        config_hash: "h".into(),
+        weights_sha256: String::new(),
+        optim_sha256: None,
+        train_seconds: 0.0,
+        pairs: 0,
+        pair_seconds: 0.0,
+    }
+}
+
+/// Loads checkpoint `last` of `run` into a fresh model: (epoch, the weights' value).
+fn load_last(run: &tgcn::run::RunDir) -> anyhow::Result<(usize, f64)> {
+    let (mut vs, mut opt) = filled_model(0.0);
+    let meta = tgcn::run::checkpoint::load_checkpoint(
+        &mut vs,
+        Some(&mut opt as &mut dyn tgcn::run::checkpoint::OptimizerState),
+        run,
+        "last",
+        "h",
+    )?;
+    let w = vs.variables()["w"].double_value(&[0, 0]);
+    Ok((meta.epoch, w))
+}
+
+/// A checkpoint never goes backwards: at every point of a save interrupted by a kill,
+/// the newest complete set loads (the previous one until the new one is complete), and
+/// the next save finishes or clears what the interrupted one left.
+#[test]
+fn checkpoints_survive_a_kill_at_every_step_of_a_save() {
+    use tgcn::run::checkpoint::{save_checkpoint, OptimizerState};
+    let root = temp_dir("checkpoint_kill");
+    let save = |dir: &str, value: f64, epoch: usize| -> tgcn::run::RunDir {
+        let run = tgcn::run::RunDir::create_at(&root.join(dir)).unwrap();
+        let (vs, opt) = filled_model(value);
+        save_checkpoint(&vs, Some(&opt as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(epoch)).unwrap();
+        run
+    };
+    let (a, b) = (save("a", 1.0, 1), save("b", 2.0, 2));
+    let file = |run: &tgcn::run::RunDir, name: &str| run.join("checkpoints").join(name);
+    // The states a kill can leave, from set A in place and set B being saved: which of
+    // B's files are staged (`next`) or already renamed into place.
+    let staged = ["last.next.safetensors", "last.next.optim.safetensors", "last.next.json"];
+    let placed = ["last.safetensors", "last.optim.safetensors", "last.json"];
+    for (case, (n_staged, n_placed, want)) in
+        [(1, 0, 1), (2, 0, 1), (3, 0, 2), (2, 1, 2), (1, 2, 2), (0, 3, 2)].into_iter().enumerate()
+    {
+        let run = tgcn::run::RunDir::create_at(&root.join(format!("case{case}"))).unwrap();
+        for name in placed {
+            std::fs::copy(file(&a, name), file(&run, name)).unwrap();
+        }
+        // B's files in save order: the first n_placed are renamed, the next are staged.
+        for (k, name) in placed.iter().enumerate() {
+            if k < n_placed {
+                std::fs::copy(file(&b, name), file(&run, name)).unwrap();
+            } else if k < n_placed + n_staged {
+                std::fs::copy(file(&b, name), file(&run, staged[k])).unwrap();
+            }
+        }
+        let (epoch, w) = load_last(&run).unwrap_or_else(|e| panic!("case {case}: {e:#}"));
+        assert_eq!((epoch, w), (want, want as f64), "case {case}: staged {n_staged}, placed {n_placed}");
+        // The next save settles the interrupted one and then stands on its own.
+        let (vs, opt) = filled_model(3.0);
+        save_checkpoint(&vs, Some(&opt as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(3)).unwrap();
+        assert_eq!(load_last(&run).unwrap(), (3, 3.0), "case {case}");
+        assert!(staged.iter().all(|n| !file(&run, n).exists()), "case {case}: staged files left");
+    }
+    // Weights that match no sidecar are refused with the reason.
+    let run = tgcn::run::RunDir::create_at(&root.join("torn")).unwrap();
+    for name in placed {
+        std::fs::copy(file(&a, name), file(&run, name)).unwrap();
+    }
+    std::fs::write(file(&run, "last.safetensors"), b"torn").unwrap();
+    let e = format!("{:#}", load_last(&run).unwrap_err());
+    assert!(e.contains("does not match its sidecar"), "{e}");
+}
+
+/// A full disk while a checkpoint is saved (on a small tmpfs): the save fails with an
+/// error that names the checkpoint and says the previous one is intact, the previous one
+/// still loads, and once there is room the same save succeeds.
+#[test]
+fn a_full_disk_during_a_save_keeps_the_previous_checkpoint() {
+    use tgcn::run::checkpoint::{save_checkpoint, OptimizerState};
+    let mnt = temp_dir("checkpoint_tmpfs");
+    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mnt).status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP: cannot mount a tmpfs at {} (not root, or no mount permission)", mnt.display());
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        let run = tgcn::run::RunDir::create_at(&mnt.join("run")).unwrap();
+        let (vs, opt) = filled_model(1.0);
+        save_checkpoint(&vs, Some(&opt as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(1)).unwrap();
+        // One set is ~0.25 MB of weights + ~0.5 MB of optimizer state: leave room for the
+        // new weights but not for its optimizer state.
+        let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
+        drop(filler);
+        let free_up = |bytes: u64| {
+            let f = std::fs::OpenOptions::new().write(true).open(mnt.join("filler")).unwrap();
+            let len = f.metadata().unwrap().len();
+            f.set_len(len.saturating_sub(bytes)).unwrap();
+        };
+        free_up(400 << 10);
+        let (vs2, opt2) = filled_model(2.0);
+        let e = save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2))
+            .expect_err("the disk is full");
+        let e = format!("{e:#}");
+        assert!(e.contains("checkpoint `last` of epoch 2 was not saved") && e.contains("(epoch 1) is intact"), "{e}");
+        assert_eq!(load_last(&run).unwrap(), (1, 1.0));
+        assert!(!run.join("checkpoints/last.next.safetensors").exists(), "staged files are cleared");
+        free_up(u64::MAX);
+        save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2)).unwrap();
+        assert_eq!(load_last(&run).unwrap(), (2, 2.0));
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

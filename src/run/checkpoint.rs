@@ -1,10 +1,17 @@
-//! Checkpoints: `checkpoints/<tag>.safetensors` (+ `<tag>.optim.safetensors`), then the
-//! JSON sidecar `<tag>.json` naming their SHA-256, written last, so that a checkpoint
-//! interrupted mid-save is refused on load rather than half-read.
+//! Checkpoints: `checkpoints/<tag>.safetensors` (+ `<tag>.optim.safetensors`) and the JSON
+//! sidecar `<tag>.json` naming their SHA-256.
+//!
+//! A checkpoint never goes backwards. A save first writes the whole new set under staging
+//! names (`<tag>.next.safetensors`, `<tag>.next.optim.safetensors`, then `<tag>.next.json`)
+//! beside the previous set, which it does not touch; a full disk or a kill at that point
+//! leaves the previous set as it was. Only then are the files renamed into place, the
+//! sidecar last. At every point of those renames one sidecar (`<tag>.next.json`, then
+//! `<tag>.json`) names files that exist under one of the two names with its checksums, and
+//! loading looks for exactly that: the newest set that verifies.
 
 use super::RunDir;
 use crate::files::{read_json_if_exists, sha256_file, write_json};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::nn::VarStore;
@@ -40,7 +47,34 @@ pub struct CheckpointMeta {
     pub pair_seconds: f64,
 }
 
-/// Saves `<tag>.safetensors` (+ `<tag>.optim.safetensors`) and then the sidecar `<tag>.json`.
+/// The files of checkpoint `<tag>`: in place, and staged.
+struct Files {
+    weights: [std::path::PathBuf; 2],
+    optim: [std::path::PathBuf; 2],
+    /// Sidecars, newest first: the staged one, then the one in place.
+    sidecars: [std::path::PathBuf; 2],
+}
+
+impl Files {
+    fn new(dir: &Path, tag: &str) -> Files {
+        let f = |name: String| dir.join(name);
+        Files {
+            weights: [f(format!("{tag}.safetensors")), f(format!("{tag}.next.safetensors"))],
+            optim: [f(format!("{tag}.optim.safetensors")), f(format!("{tag}.next.optim.safetensors"))],
+            sidecars: [f(format!("{tag}.next.json")), f(format!("{tag}.json"))],
+        }
+    }
+
+    fn remove_staged(&self) {
+        for p in [&self.weights[1], &self.optim[1], &self.sidecars[0]] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Saves checkpoint `<tag>` (weights, optimizer state, sidecar) so that the previous one
+/// stays loadable until the new one is: see the module doc. An error (a full disk) names
+/// the file and leaves the previous checkpoint as it was.
 pub fn save_checkpoint(
     vs: &VarStore,
     optim: Option<&dyn OptimizerState>,
@@ -49,28 +83,134 @@ pub fn save_checkpoint(
     meta: &mut CheckpointMeta,
 ) -> Result<()> {
     let dir = run.join("checkpoints");
-    let tmp = dir.join(format!("{tag}.partial.safetensors"));
-    vs.save(&tmp).with_context(|| format!("cannot write checkpoint {}", tmp.display()))?;
-    meta.weights_sha256 = sha256_file(&tmp)?;
-    let dst = dir.join(format!("{tag}.safetensors"));
-    std::fs::rename(&tmp, &dst).with_context(|| format!("cannot rename checkpoint to {}", dst.display()))?;
-    meta.optim_sha256 = match optim {
-        Some(o) => {
-            let tmp = dir.join(format!("{tag}.optim.partial.safetensors"));
-            o.save(&tmp)?;
-            let sha = sha256_file(&tmp)?;
-            std::fs::rename(&tmp, dir.join(format!("{tag}.optim.safetensors")))?;
-            Some(sha)
-        }
-        None => None,
+    let f = Files::new(&dir, tag);
+    settle(run, &f, tag)?;
+    let staged = (|| -> Result<()> {
+        vs.save(&f.weights[1]).with_context(|| format!("cannot write checkpoint {}", f.weights[1].display()))?;
+        meta.weights_sha256 = sha256_file(&f.weights[1])?;
+        meta.optim_sha256 = match optim {
+            Some(o) => {
+                o.save(&f.optim[1]).with_context(|| format!("cannot write {}", f.optim[1].display()))?;
+                Some(sha256_file(&f.optim[1])?)
+            }
+            None => None,
+        };
+        write_json(&f.sidecars[0], meta)
+    })();
+    if let Err(e) = staged {
+        f.remove_staged();
+        let kept = match read_meta(run, tag) {
+            Ok(Some(m)) => format!("the previous checkpoint `{tag}` (epoch {}) is intact", m.epoch),
+            _ => format!("no earlier checkpoint `{tag}` exists"),
+        };
+        return Err(e.context(format!(
+            "checkpoint `{tag}` of epoch {} was not saved (is the disk full? `df -h {}`); {kept}",
+            meta.epoch,
+            dir.display()
+        )));
+    }
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
     };
-    write_json(&dir.join(format!("{tag}.json")), meta)
+    rename(&f.weights[1], &f.weights[0])?;
+    if optim.is_some() {
+        rename(&f.optim[1], &f.optim[0])?;
+    }
+    rename(&f.sidecars[0], &f.sidecars[1])
 }
 
-/// The sidecar of checkpoint `<tag>`, if it has one (the weights are not read or checked).
+/// A checkpoint found by [`resolve`]: its sidecar, where its files are, and whether the
+/// sidecar is the staged one.
+struct Resolved {
+    meta: CheckpointMeta,
+    weights: std::path::PathBuf,
+    optim: Option<std::path::PathBuf>,
+    staged: bool,
+}
+
+/// Finishes the renames of a save that was interrupted after its set was complete, or
+/// clears the staged files of one interrupted before; then the staging names are free.
+fn settle(run: &RunDir, f: &Files, tag: &str) -> Result<()> {
+    if !f.sidecars[0].exists() {
+        return Ok(());
+    }
+    match resolve(run, tag) {
+        Ok(Some(r)) if r.staged => {
+            let rename = |from: &Path, to: &Path| {
+                if from != to {
+                    std::fs::rename(from, to)
+                        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+                }
+                Ok::<(), anyhow::Error>(())
+            };
+            rename(&r.weights, &f.weights[0])?;
+            if let Some(o) = &r.optim {
+                rename(o, &f.optim[0])?;
+            }
+            rename(&f.sidecars[0], &f.sidecars[1])
+        }
+        _ => {
+            f.remove_staged();
+            Ok(())
+        }
+    }
+}
+
+/// The newest sidecar of `<tag>` whose files verify, with the weights' and the optimizer
+/// state's paths; None when `<tag>` was never saved. A sidecar whose files do not verify
+/// (a set interrupted before a checkpoint existed) is an error naming it.
+fn resolve(run: &RunDir, tag: &str) -> Result<Option<Resolved>> {
+    let f = Files::new(&run.join("checkpoints"), tag);
+    let find = |paths: &[std::path::PathBuf; 2], sha: &str| -> Result<Option<std::path::PathBuf>> {
+        for p in paths {
+            if p.exists() && sha256_file(p)? == sha {
+                return Ok(Some(p.clone()));
+            }
+        }
+        Ok(None)
+    };
+    let mut unverified = None;
+    for sidecar in &f.sidecars {
+        let Some(meta): Option<CheckpointMeta> =
+            read_json_if_exists(sidecar).with_context(|| format!("checkpoint sidecar {}", sidecar.display()))?
+        else {
+            continue;
+        };
+        let Some(weights) = find(&f.weights, &meta.weights_sha256)? else {
+            unverified.get_or_insert(sidecar.clone());
+            continue;
+        };
+        let optim = match &meta.optim_sha256 {
+            Some(sha) => match find(&f.optim, sha)? {
+                Some(p) => Some(p),
+                None => {
+                    unverified.get_or_insert(sidecar.clone());
+                    continue;
+                }
+            },
+            None => None,
+        };
+        return Ok(Some(Resolved { meta, weights, optim, staged: sidecar == &f.sidecars[0] }));
+    }
+    match unverified {
+        Some(m) => bail!(
+            "checkpoint {} does not match its sidecar {} (interrupted while saving?)",
+            f.weights[0].display(),
+            m.display()
+        ),
+        None => Ok(None),
+    }
+}
+
+/// Whether checkpoint `<tag>` has been saved (its sidecar, in place or staged, exists).
+pub fn checkpoint_exists(run_dir: &Path, tag: &str) -> bool {
+    let f = Files::new(&run_dir.join("checkpoints"), tag);
+    f.sidecars.iter().any(|p| p.is_file())
+}
+
+/// The sidecar of checkpoint `<tag>` that loading would use, if `<tag>` was saved.
 pub fn read_meta(run: &RunDir, tag: &str) -> Result<Option<CheckpointMeta>> {
-    let m = run.join("checkpoints").join(format!("{tag}.json"));
-    read_json_if_exists(&m).with_context(|| format!("checkpoint sidecar {}", m.display()))
+    Ok(resolve(run, tag)?.map(|r| r.meta))
 }
 
 /// Loads `<tag>` into `vs` (and `optim`), after checking the config hash and checksums.
@@ -81,11 +221,9 @@ pub fn load_checkpoint(
     tag: &str,
     config_hash: &str,
 ) -> Result<CheckpointMeta> {
-    let dir = run.join("checkpoints");
-    let w = dir.join(format!("{tag}.safetensors"));
-    let m = dir.join(format!("{tag}.json"));
-    let meta = read_meta(run, tag)?
-        .with_context(|| format!("cannot read checkpoint sidecar {}: no such file", m.display()))?;
+    let m = run.join("checkpoints").join(format!("{tag}.json"));
+    let Resolved { meta, weights: w, optim: o, .. } =
+        resolve(run, tag)?.with_context(|| format!("cannot read checkpoint sidecar {}: no such file", m.display()))?;
     ensure!(
         meta.config_hash == config_hash,
         "checkpoint {} was written under config hash {} but the run's config.yaml hashes to {}",
@@ -93,18 +231,10 @@ pub fn load_checkpoint(
         meta.config_hash,
         config_hash
     );
-    ensure!(
-        sha256_file(&w)? == meta.weights_sha256,
-        "checkpoint {} does not match its sidecar {} (interrupted while saving?)",
-        w.display(),
-        m.display()
-    );
     vs.load(&w).with_context(|| format!("cannot load checkpoint {}", w.display()))?;
-    if let Some(o) = optim {
-        let p = dir.join(format!("{tag}.optim.safetensors"));
-        let want = meta.optim_sha256.as_deref().with_context(|| format!("{} has no optimizer state", m.display()))?;
-        ensure!(sha256_file(&p)? == want, "{} does not match its sidecar (interrupted while saving?)", p.display());
-        o.load(&p)?;
+    if let Some(opt) = optim {
+        let p = o.with_context(|| format!("{} has no optimizer state", m.display()))?;
+        opt.load(&p)?;
     }
     Ok(meta)
 }

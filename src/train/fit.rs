@@ -16,7 +16,9 @@ use crate::eval::{self, Ranker, Retrieval, EVAL_BATCH};
 use crate::files::{read_json_if_exists, write_atomic, write_json};
 use crate::model::Model;
 use crate::prepare::{prepare, resolve_device, Prepared};
-use crate::run::checkpoint::{load_checkpoint, read_meta, save_checkpoint, CheckpointMeta, OptimizerState};
+use crate::run::checkpoint::{
+    checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, CheckpointMeta, OptimizerState,
+};
 use crate::run::export;
 use crate::run::metrics::MetricsLog;
 use crate::run::summary::Summary;
@@ -657,7 +659,7 @@ fn refit_model(s: &mut Session, sel: &Selected, opts: &TrainOptions, clock: &mut
     let (mut vs, m) = build_model(&cfg, &s.data);
     let mut opt = optimizer(&cfg, &vs, &m)?;
     let mut done = 0;
-    if s.run.join("checkpoints/refit_last.json").exists() {
+    if checkpoint_exists(&s.run.path, "refit_last") {
         let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &s.run, "refit_last", &s.hash)?;
         (done, s.step, s.before) = (meta.epoch, meta.step, (meta.train_seconds, meta.pairs, meta.pair_seconds));
         *clock = Clock { start: Instant::now(), pairs: 0, secs: 0.0 };

@@ -711,7 +711,7 @@ pub fn run(spec: &SweepSpec) -> Result<SweepOutcome> {
             run_dir: Some(t.dir.clone()),
             ..Default::default()
         };
-        let resuming = t.dir.join("checkpoints/last.json").is_file();
+        let resuming = crate::run::checkpoint::checkpoint_exists(&t.dir, "last");
         eprintln!("{what}: {}", if resuming { "resuming" } else { "training" });
         let t0 = Instant::now();
         // A panic inside libtorch (out of memory, say) fails this trial, not the sweep.
