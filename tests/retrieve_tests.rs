@@ -577,3 +577,39 @@ fn html_report_states_the_objective_and_schedule_the_run_used() {
     assert!(training.contains("early stopping after 3 validations"), "{training}");
     assert!(training.contains("no refit"), "{training}");
 }
+
+/// `tgcn search`'s text output escapes control characters in ids, labels, texts and
+/// words: a dataset cannot clear the user's screen or retitle the window.
+#[test]
+fn search_output_escapes_terminal_control_sequences() {
+    use tgcn::retrieve::search::{format_result, printable, Hit, QueryInfo, SearchResult};
+    let esc = "\u{1b}[2J\u{1b}]0;owned\u{7}";
+    let r = SearchResult {
+        run: PathBuf::from("run"),
+        query: QueryInfo {
+            kind: "text",
+            side: Side::Text,
+            query: format!("q{esc}"),
+            known_words: Some(vec![format!("w{esc}")]),
+            unknown_words: Some(vec![format!("u{esc}")]),
+            labels: Some(vec![format!("l{esc}")]),
+        },
+        direction: "t2i",
+        against: vec!["test"],
+        database_size: 1,
+        hits: vec![Hit {
+            rank: 1,
+            id: format!("id{esc}"),
+            split: "test",
+            score: 0.5,
+            labels: vec![format!("c{esc}")],
+            relevant: Some(true),
+            snippet: Some(format!("text{esc}\r")),
+            image: None,
+        }],
+    };
+    let out = format_result(&r);
+    assert!(!out.chars().any(|c| c.is_control() && c != '\n'), "{out:?}");
+    assert!(out.contains("id\\u{1b}[2J") && out.contains("c\\u{1b}") && out.contains("text\\u{1b}"), "{out}");
+    assert_eq!(printable("plain é"), "plain é");
+}

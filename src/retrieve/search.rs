@@ -309,6 +309,7 @@ pub fn search_in(
 /// The result as a terminal table.
 pub fn format_result(r: &SearchResult) -> String {
     let q = &r.query;
+    let list = |words: &[String], sep: &str| printable(&words.join(sep));
     let mut out = format!(
         "{} query {:?} ({}) against {} ({} items)\n",
         q.kind,
@@ -318,13 +319,13 @@ pub fn format_result(r: &SearchResult) -> String {
         r.database_size
     );
     if let (Some(k), Some(u)) = (&q.known_words, &q.unknown_words) {
-        out += &format!("  {} known words: {}\n", k.len(), k.join(" "));
+        out += &format!("  {} known words: {}\n", k.len(), list(k, " "));
         if !u.is_empty() {
-            out += &format!("  {} not in the vocabulary (ignored): {}\n", u.len(), u.join(" "));
+            out += &format!("  {} not in the vocabulary (ignored): {}\n", u.len(), list(u, " "));
         }
     }
     if let Some(l) = &q.labels {
-        out += &format!("  labels: {}\n", l.join(", "));
+        out += &format!("  labels: {}\n", list(l, ", "));
     }
     out += &format!("{:>4}  {:<3} {:<24} {:>10}  {:<20} {}\n", "rank", "rel", "id", "score", "labels", "text / image");
     for h in &r.hits {
@@ -338,11 +339,21 @@ pub fn format_result(r: &SearchResult) -> String {
             "{:>4}  {:<3} {:<24} {:>10.4}  {:<20} {}\n",
             h.rank,
             rel,
-            format!("{}:{}", h.split, h.id),
+            printable(&format!("{}:{}", h.split, h.id)),
             h.score,
-            h.labels.join(","),
-            shown
+            list(&h.labels, ","),
+            printable(&shown)
         );
     }
     out
+}
+
+/// `s` safe to print to a terminal: control characters (ESC, OSC and CSI sequences' lead
+/// bytes, carriage returns, …) as `\u{…}` escapes, so that a dataset's ids, labels or
+/// texts can neither clear the screen nor retitle the window.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
