@@ -165,6 +165,34 @@ pub fn ranking_order(scores: &Tensor) -> Tensor {
     scores.sort_stable(true, 1, true).1
 }
 
+/// Calls `f(start, len, scores)` for each block of `chunk` queries, `scores = score(idx)`
+/// `[len, n_db]` for the query rows `idx` = start..start + len, without gradients.
+fn for_each_chunk<F, G>(score: F, n_queries: usize, chunk: usize, device: Device, mut f: G) -> Result<()>
+where
+    F: Fn(&Tensor) -> Tensor,
+    G: FnMut(usize, &Tensor, Tensor) -> Result<()>,
+{
+    tch::no_grad(|| {
+        let mut start = 0usize;
+        while start < n_queries {
+            let len = chunk.min(n_queries - start);
+            let idx = Tensor::arange_start(start as i64, (start + len) as i64, (Kind::Int64, device));
+            let s = score(&idx); // [len, n_db]
+            f(start, &idx, s)?;
+            start += len;
+        }
+        Ok(())
+    })
+}
+
+/// Relevance (sharing a label) of the query rows `idx` against the database, in the
+/// stable descending order of their `scores`, row after row: `[len × n_db]`.
+fn relevance_in_rank_order(q_labels: &Tensor, idx: &Tensor, db_lab_t: &Tensor, scores: &Tensor) -> Result<Vec<bool>> {
+    let rel = q_labels.index_select(0, idx).mm(db_lab_t).gt(0.5).gather(1, &ranking_order(scores), false);
+    let rel: Vec<u8> = Vec::try_from(rel.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
+    Ok(rel.into_iter().map(|r| r != 0).collect())
+}
+
 /// Ranks `db` for every query. `score(q_chunk) -> [chunk, n_db]`, `cfg.chunk` queries
 /// at a time, so memory stays at chunk × database.
 ///
@@ -194,45 +222,36 @@ where
     };
     let db_lab_t = db_labels.tr();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut start = 0usize;
-    tch::no_grad(|| -> Result<()> {
-        while start < n_queries {
-            let len = cfg.chunk.min(n_queries - start);
-            let idx = Tensor::arange_start(start as i64, (start + len) as i64, (Kind::Int64, q_labels.device()));
-            let s = score(&idx); // [len, n_db]
-            let n_db = s.size()[1] as usize;
-            let terms = match relevance.as_mut() {
-                Some(rel) => {
-                    let s = s.to_kind(Kind::Float).contiguous();
-                    // SAFETY: `s` is a contiguous f32 CPU tensor of len × n_db elements that
-                    // outlives the slice (dropped at the end of this arm), and nothing writes it.
-                    let scores = unsafe { std::slice::from_raw_parts(s.data_ptr() as *const f32, len * n_db) };
-                    // Build every list this chunk needs, then borrow them all.
-                    let chunk_masks = &q_masks[start..start + len];
-                    for &m in chunk_masks {
-                        rel.of(m);
-                    }
-                    let lists: Vec<&[u32]> = chunk_masks.iter().map(|&m| rel.cached(m)).collect();
-                    rows_in_parallel(len, threads, |row, ranker, positions, scratch| {
-                        ranker.relevant_positions(&scores[row * n_db..(row + 1) * n_db], lists[row], positions);
-                        acc.terms(positions, n_db, scratch)
-                    })
+    for_each_chunk(score, n_queries, cfg.chunk, q_labels.device(), |start, idx, s| {
+        let (len, n_db) = (s.size()[0] as usize, s.size()[1] as usize);
+        let terms = match relevance.as_mut() {
+            Some(rel) => {
+                let s = s.to_kind(Kind::Float).contiguous();
+                // SAFETY: `s` is a contiguous f32 CPU tensor of len × n_db elements that
+                // outlives the slice (dropped at the end of this arm), and nothing writes it.
+                let scores = unsafe { std::slice::from_raw_parts(s.data_ptr() as *const f32, len * n_db) };
+                // Build every list this chunk needs, then borrow them all.
+                let chunk_masks = &q_masks[start..start + len];
+                for &m in chunk_masks {
+                    rel.of(m);
                 }
-                None => {
-                    // Relevance in rank order: sorted on the device, or label products.
-                    let rel = q_labels.index_select(0, &idx).mm(&db_lab_t).gt(0.5).gather(1, &ranking_order(&s), false);
-                    let rel: Vec<u8> = Vec::try_from(rel.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
-                    let rel: Vec<bool> = rel.into_iter().map(|r| r != 0).collect();
-                    rows_in_parallel(len, threads, |row, _, positions, scratch| {
-                        positions_of(&rel[row * n_db..(row + 1) * n_db], positions);
-                        acc.terms(positions, n_db, scratch)
-                    })
-                }
-            };
-            for t in &terms {
-                acc.add(t);
+                let lists: Vec<&[u32]> = chunk_masks.iter().map(|&m| rel.cached(m)).collect();
+                rows_in_parallel(len, threads, |row, ranker, positions, scratch| {
+                    ranker.relevant_positions(&scores[row * n_db..(row + 1) * n_db], lists[row], positions);
+                    acc.terms(positions, n_db, scratch)
+                })
             }
-            start += len;
+            None => {
+                // Sorted on the device (or with more than 128 classes): relevance in rank order.
+                let rel = relevance_in_rank_order(q_labels, idx, &db_lab_t, &s)?;
+                rows_in_parallel(len, threads, |row, _, positions, scratch| {
+                    positions_of(&rel[row * n_db..(row + 1) * n_db], positions);
+                    acc.terms(positions, n_db, scratch)
+                })
+            }
+        };
+        for t in &terms {
+            acc.add(t);
         }
         Ok(())
     })?;
@@ -276,21 +295,10 @@ where
 {
     let mut acc = RankAccumulator::new(cfg.k, &cfg.scope);
     let db_lab_t = db_labels.tr();
-    let mut start = 0usize;
-    tch::no_grad(|| -> Result<()> {
-        while start < n_queries {
-            let len = cfg.chunk.min(n_queries - start);
-            let idx = Tensor::arange_start(start as i64, (start + len) as i64, (Kind::Int64, q_labels.device()));
-            let s = score(&idx); // [len, n_db]
-            let order = ranking_order(&s);
-            let rel = q_labels.index_select(0, &idx).mm(&db_lab_t).gt(0.5).gather(1, &order, false);
-            let n_db = rel.size()[1] as usize;
-            let rel: Vec<u8> = Vec::try_from(rel.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
-            let rel: Vec<bool> = rel.into_iter().map(|r| r != 0).collect();
-            for row in rel.chunks(n_db) {
-                acc.push(row);
-            }
-            start += len;
+    for_each_chunk(score, n_queries, cfg.chunk, q_labels.device(), |_, idx, s| {
+        let n_db = s.size()[1] as usize;
+        for row in relevance_in_rank_order(q_labels, idx, &db_lab_t, &s)?.chunks(n_db) {
+            acc.push(row);
         }
         Ok(())
     })?;

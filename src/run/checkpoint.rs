@@ -109,9 +109,6 @@ pub fn save_checkpoint(
             dir.display()
         )));
     }
-    let rename = |from: &Path, to: &Path| {
-        std::fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))
-    };
     rename(&f.weights[1], &f.weights[0])?;
     if optim.is_some() {
         rename(&f.optim[1], &f.optim[0])?;
@@ -128,6 +125,14 @@ struct Resolved {
     staged: bool,
 }
 
+/// Moves a checkpoint file into place (nothing to do when it is there already).
+fn rename(from: &Path, to: &Path) -> Result<()> {
+    if from != to {
+        std::fs::rename(from, to).with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
 /// Finishes the renames of a save that was interrupted after its set was complete, or
 /// clears the staged files of one interrupted before; then the staging names are free.
 fn settle(run: &RunDir, f: &Files, tag: &str) -> Result<()> {
@@ -136,13 +141,6 @@ fn settle(run: &RunDir, f: &Files, tag: &str) -> Result<()> {
     }
     match resolve(run, tag) {
         Ok(Some(r)) if r.staged => {
-            let rename = |from: &Path, to: &Path| {
-                if from != to {
-                    std::fs::rename(from, to)
-                        .with_context(|| format!("cannot rename {} to {}", from.display(), to.display()))?;
-                }
-                Ok::<(), anyhow::Error>(())
-            };
             rename(&r.weights, &f.weights[0])?;
             if let Some(o) = &r.optim {
                 rename(o, &f.optim[0])?;

@@ -3,7 +3,7 @@
 //! report read it through [`Summary::read`], the one schema they share.
 
 use crate::eval::Retrieval;
-use crate::files::write_json;
+use crate::files::{read_json_if_exists, write_json};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -49,12 +49,6 @@ impl Summary {
     /// The summary of a finished run; None for a run that has not finished (no file).
     pub fn read(run_dir: &Path) -> Result<Option<Summary>> {
         let p = Summary::path(run_dir);
-        let text = match std::fs::read_to_string(&p) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", p.display())),
-        };
-        let s = serde_json::from_str(&text).with_context(|| format!("{} is not a run summary", p.display()))?;
-        Ok(Some(s))
+        read_json_if_exists(&p).with_context(|| format!("run summary {}", p.display()))
     }
 }
