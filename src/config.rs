@@ -405,6 +405,11 @@ impl Protocol {
 pub struct ExportConfig {
     /// Write TorchScript modules at the end of training.
     pub enabled: bool,
+    /// Beside them, `.pt2` (torch.export) and `.onnx` modules with named inputs, written by
+    /// the project's Python package (`python -m tgcn_torch.export RUN`); without the
+    /// package the export says how to get it and goes on.
+    #[serde(default = "crate::files::yes", skip_serializing_if = "crate::files::is_true")]
+    pub onnx: bool,
 }
 
 fn pos(key: &str, v: usize) -> Result<()> {

@@ -18,12 +18,7 @@ pub fn tokenizer(cfg: &Config) -> crate::data::tokenize::Tokenizer {
 /// pre-tokenized texts (synthetic words, Eng-Wiki `text_seqs`, NUS-WIDE tags), the
 /// configured tokenizer for raw texts (Pascal captions, raw articles).
 pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
-    let pre_tokenized = match cfg.data.block() {
-        Ok(DatasetBlock::Synthetic(_) | DatasetBlock::NusWide(_)) => true,
-        Ok(DatasetBlock::Listed(l)) => l.texts == crate::data::listed::TextSource::TextSeqs,
-        Ok(DatasetBlock::Pascal(_)) | Err(_) => false,
-    };
-    let mut tokens = if pre_tokenized {
+    let mut tokens = if pre_tokenized(cfg) {
         text.split_whitespace().map(str::to_string).collect()
     } else {
         tokenizer(cfg).tokenize(text)
@@ -35,6 +30,16 @@ pub fn tokenize_query(cfg: &Config, text: &str) -> Vec<String> {
         tokens.truncate(n);
     }
     tokens
+}
+
+/// Whether the dataset's texts come as whitespace-separated tokens (synthetic, NUS-WIDE's
+/// tags, Eng-Wiki's `text_seqs`) rather than raw text for the tokenizer.
+pub fn pre_tokenized(cfg: &Config) -> bool {
+    match cfg.data.block() {
+        Ok(DatasetBlock::Synthetic(_) | DatasetBlock::NusWide(_)) => true,
+        Ok(DatasetBlock::Listed(l)) => l.texts == crate::data::listed::TextSource::TextSeqs,
+        Ok(DatasetBlock::Pascal(_)) | Err(_) => false,
+    }
 }
 
 /// `text.lowercase`: every token in lower case.

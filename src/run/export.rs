@@ -144,11 +144,114 @@ pub fn export_run(
         },
     });
     write_json(&dir.join("manifest.json"), &manifest)?;
+    write_pytorch_inputs(cfg, data, &ranker, &dir)?;
     let dst = run.join("export");
     if dst.exists() {
         std::fs::remove_dir_all(&dst).with_context(|| format!("cannot replace {}", dst.display()))?;
     }
     std::fs::rename(&dir, &dst).with_context(|| format!("cannot move the export to {}", dst.display()))?;
     eprintln!("exported TorchScript modules to {}", dst.display());
+    if cfg.export.onnx {
+        export_with_python(&run.path);
+    }
     Ok(dst)
+}
+
+fn safetensors(tensors: &[(&str, Tensor)], path: &Path) -> Result<()> {
+    Tensor::write_safetensors(tensors, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// What the Python package `tgcn_torch` (`load_run`) needs beside the run's `config.yaml`
+/// and tested checkpoint: L̃ (`laplacian.safetensors`: COO `indices [2, nnz]` i64 sorted
+/// by row, `values [nnz]` f32), the train-split image normalisation
+/// (`image_norm.safetensors`: `shift`, `scale` `[F]`), the ranker's constants
+/// (`ranker.safetensors`: class means or the label classifier) and `pytorch.json` naming
+/// them with the settings that are not tensors.
+fn write_pytorch_inputs(cfg: &Config, data: &Prepared, ranker: &Ranker, dir: &Path) -> Result<()> {
+    let cpu = Device::Cpu;
+    let (indices, values) = data.laplacian.to_tensors(cpu);
+    safetensors(&[("indices", indices), ("values", values)], &dir.join("laplacian.safetensors"))?;
+    let norm = &data.image_norm;
+    safetensors(
+        &[("shift", norm.shift.to_device(cpu)), ("scale", norm.scale.to_device(cpu))],
+        &dir.join("image_norm.safetensors"),
+    )?;
+    let ranking = match ranker {
+        Ranker::Scorer => serde_json::json!({"kind": ranker.name()}),
+        Ranker::Posterior(c) => {
+            let present = c.present.to_kind(tch::Kind::Uint8);
+            safetensors(
+                &[
+                    ("text_means", c.text.shallow_clone()),
+                    ("image_means", c.image.shallow_clone()),
+                    ("present", present),
+                ],
+                &dir.join("ranker.safetensors"),
+            )?;
+            serde_json::json!({"kind": ranker.name(), "file": "ranker.safetensors", "temperature": c.temperature})
+        }
+        Ranker::Classifier(c) => {
+            safetensors(
+                &[("weight", c.weight.shallow_clone()), ("bias", c.bias.shallow_clone())],
+                &dir.join("ranker.safetensors"),
+            )?;
+            serde_json::json!({"kind": ranker.name(), "file": "ranker.safetensors", "multi_label": c.multi_label})
+        }
+    };
+    let tag = if data.val_in_train { "refit" } else { "best" };
+    let info = serde_json::json!({
+        "checkpoint": format!("checkpoints/{tag}.safetensors"),
+        "checkpoint_sidecar": format!("checkpoints/{tag}.json"),
+        "vocabulary_file": "vocab.txt",
+        "vocabulary_size": data.vocab.len(),
+        "image_dim": data.image_dim,
+        "classes": data.classes,
+        "multi_label": data.multi_label,
+        "laplacian": {"file": "laplacian.safetensors", "lambda_max": data.lambda_max},
+        "image_norm": {"file": "image_norm.safetensors", "kind": cfg.data.image_norm, "sqrt": norm.sqrt},
+        "ranking": ranking,
+        "pre_tokenized": crate::prepare::dataset::pre_tokenized(cfg),
+    });
+    write_json(&dir.join("pytorch.json"), &info)
+}
+
+/// The Python that writes the `.pt2` and `.onnx` modules: `TGCN_PYTHON`, else the venv of
+/// the source tree this binary was built from.
+fn project_python() -> PathBuf {
+    match std::env::var_os("TGCN_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    }
+}
+
+/// Runs `python -m tgcn_torch.export RUN` (the package from this source tree's `python/`).
+/// The TorchScript export is complete by then, so a missing Python or package, or a failure
+/// there, is reported on one line and the run goes on.
+fn export_with_python(run: &Path) {
+    let python = project_python();
+    if !python.exists() {
+        eprintln!(
+            "no .pt2/.onnx export: {} is absent (`make setup` installs it with the tgcn_torch package)",
+            python.display()
+        );
+        return;
+    }
+    let package = Path::new(env!("CARGO_MANIFEST_DIR")).join("python");
+    let path = match std::env::var_os("PYTHONPATH") {
+        Some(p) if !p.is_empty() => {
+            std::env::join_paths(std::iter::once(package.clone()).chain(std::env::split_paths(&p))).unwrap_or_default()
+        }
+        _ => package.into_os_string(),
+    };
+    let out =
+        std::process::Command::new(&python).args(["-m", "tgcn_torch.export"]).arg(run).env("PYTHONPATH", path).output();
+    match out {
+        Ok(o) if o.status.success() => eprint!("{}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
+            eprintln!("no .pt2/.onnx export ({} -m tgcn_torch.export failed): {last}", python.display());
+        }
+        Err(e) => eprintln!("no .pt2/.onnx export: cannot run {}: {e}", python.display()),
+    }
 }
