@@ -56,7 +56,17 @@ train: setup ## train DATASET (default synthetic); extra flags in ARGS="--set tr
 data: setup ## validate and prepare DATASET [SOURCE=dir]: counts, vocabulary, graph, OOV rates
 	$(BIN) data --dataset $(DATASET) $(if $(SOURCE),--source $(SOURCE)) $(ARGS)
 
-test: setup faiss ## the test suite (CPU only, a few minutes)
+# Jupyter (nbconvert, ipykernel, the Notebook UI) and scikit-learn for
+# notebooks/explore_runs.ipynb; about a minute to install once.
+NOTEBOOK_STAMP := $(VENV)/.notebook
+
+$(NOTEBOOK_STAMP): notebooks/requirements.txt | $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -r notebooks/requirements.txt
+	touch $@
+
+notebook: $(NOTEBOOK_STAMP) ## Jupyter in .venv: .venv/bin/jupyter notebook notebooks/explore_runs.ipynb
+
+test: setup faiss notebook ## the test suite (CPU only, a few minutes)
 	cargo test --release
 
 test-slow: setup backbone faiss chromium ## slow and real-data tests (../shared/data; report rendering)

@@ -220,3 +220,65 @@ fn text_tower_fine_tunes_in_pytorch() {
     );
     eprintln!("fine-tuning: {}", out.lines().last().unwrap_or(""));
 }
+
+/// Without the project's Python, `tgcn export` still writes the TorchScript export and
+/// says in one line how to get the .pt2/.onnx files.
+#[test]
+fn export_without_python_says_how_to_get_onnx() {
+    let run = tgcn::train::train(&tiny(&["export.enabled=false"]), &temp_dir("pytorch_no_python"), &Default::default())
+        .unwrap()
+        .summary()
+        .unwrap()
+        .run;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tgcn"));
+    cmd.args(["export", "--run", run.to_str().unwrap()]).env("TGCN_PYTHON", "/nonexistent/python");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(run.join("export/text_encoder.pt").is_file() && !run.join("export/text_encoder.onnx").exists());
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(".onnx")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("make setup") && lines[0].contains("/nonexistent/python"), "{err}");
+}
+
+/// `notebooks/explore_runs.ipynb` runs headless (`jupyter nbconvert --execute`) on a
+/// synthetic run and writes its figures and tables; its MAP table holds the summary's MAPs.
+#[test]
+fn explore_notebook_executes_headless() {
+    let Some(py) = venv_python() else { return };
+    let jupyter = py.with_file_name("jupyter");
+    let probe = python_cmd(&py).args(["-c", "import nbconvert, ipykernel, sklearn"]).output().unwrap();
+    if !jupyter.exists() || !probe.status.success() {
+        eprintln!("SKIP: Jupyter is not in the venv (run `make notebook`)");
+        return;
+    }
+    let dir = temp_dir("pytorch_notebook");
+    let s = tgcn::train::train(&crate::common::debug_cfg("tiny", &[]), &dir, &Default::default())
+        .unwrap()
+        .summary()
+        .unwrap();
+    let run = std::fs::canonicalize(&s.run).unwrap();
+    let out = Command::new(&jupyter)
+        .args(["nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=600", "--output-dir"])
+        .arg(&dir)
+        .arg(project_root().join("notebooks/explore_runs.ipynb"))
+        .env("TGCN_RUN", &run)
+        .env("TGCN_BIN", env!("CARGO_BIN_EXE_tgcn"))
+        .env("TGCN_ROOT", project_root())
+        .env("PATH", format!("{}:{}", py.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the notebook failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["training.png", "retrieval.png", "retrieval_examples.png", "tsne.png"] {
+        let p = run.join("notebook").join(f);
+        let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 10_000, "{} is missing or nearly empty ({len} bytes)", p.display());
+    }
+    let table = std::fs::read_to_string(run.join("notebook/map_table.md")).unwrap();
+    let mean = format!("{:.4}", s.test[0].map_all_mean());
+    assert!(table.contains(&mean), "the MAP table lacks the test mean MAP {mean}:\n{table}");
+    let i2t = std::fs::read_to_string(run.join("notebook/image_to_text.md")).unwrap();
+    assert!(i2t.matches("| 1 |").count() >= 3, "too few image → text examples:\n{i2t}");
+    let executed = std::fs::read_to_string(dir.join("explore_runs.ipynb")).unwrap();
+    assert!(executed.contains("image/png"), "the executed notebook shows no figure");
+}
