@@ -239,6 +239,20 @@ fn export_without_python_says_how_to_get_onnx() {
     let lines: Vec<&str> = err.lines().filter(|l| l.contains(".onnx")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("make setup") && lines[0].contains("/nonexistent/python"), "{err}");
+
+    // The Rust side wrote what load_run needs; an export older than the checkpoint is refused.
+    let Some(py) = torch_python() else { return };
+    let info_path = run.join("export/pytorch.json");
+    let mut info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    assert_eq!(info["weights_sha256"].as_str().map(str::len), Some(64), "{info}");
+    let load = format!("from tgcn_torch import load_run; print(load_run({:?}))", run.to_str().unwrap());
+    let ok = python_cmd(&py).args(["-c", &load]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    info["weights_sha256"] = serde_json::json!("0".repeat(64));
+    std::fs::write(&info_path, info.to_string()).unwrap();
+    let stale = python_cmd(&py).args(["-c", &load]).output().unwrap();
+    let msg = String::from_utf8_lossy(&stale.stderr);
+    assert!(!stale.status.success() && msg.contains("ValueError") && msg.contains("tgcn export --run"), "{msg}");
 }
 
 /// `notebooks/explore_runs.ipynb` runs headless (`jupyter nbconvert --execute`) on a

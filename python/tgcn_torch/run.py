@@ -130,9 +130,13 @@ def load_run(run, device: str | torch.device = "cpu") -> Run:
 
     weights = path / info["checkpoint"]
     sidecar = json.loads((path / info["checkpoint_sidecar"]).read_text())
-    if _sha256(weights) != sidecar["weights_sha256"]:
+    sha = _sha256(weights)
+    if sha != sidecar["weights_sha256"]:
         raise ValueError(f"{weights} does not match the SHA-256 in {path / info['checkpoint_sidecar']}: "
-                         f"run `tgcn export --run {path}` again")
+                         "the checkpoint is damaged or being written")
+    if info.get("weights_sha256") and sha != info["weights_sha256"]:
+        raise ValueError(f"{export} was written for another {weights.name} than the run holds now: "
+                         f"run `tgcn export --run {path}` to bring it up to date")
     state = load_file(str(weights))
     classes = state["classifier.weight"].shape[0] if "classifier.weight" in state else None
     model = Model(model_cfg, v, f, lap, norm, classes)

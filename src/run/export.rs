@@ -199,9 +199,15 @@ fn write_pytorch_inputs(cfg: &Config, data: &Prepared, ranker: &Ranker, dir: &Pa
         }
     };
     let tag = if data.val_in_train { "refit" } else { "best" };
+    // The checkpoint these constants belong to, so that a loader can tell a stale export.
+    let sidecar = format!("checkpoints/{tag}.json");
+    let run_dir = dir.parent().unwrap_or(Path::new("."));
+    let sha = crate::files::read_json_if_exists::<serde_json::Value>(&run_dir.join(&sidecar))?
+        .and_then(|v| v.get("weights_sha256").cloned());
     let info = serde_json::json!({
         "checkpoint": format!("checkpoints/{tag}.safetensors"),
-        "checkpoint_sidecar": format!("checkpoints/{tag}.json"),
+        "checkpoint_sidecar": sidecar,
+        "weights_sha256": sha,
         "vocabulary_file": "vocab.txt",
         "vocabulary_size": data.vocab.len(),
         "image_dim": data.image_dim,
