@@ -17,6 +17,7 @@ mod nus_synth_tests;
 mod pascal_nus_tests;
 mod retrieve_tests;
 mod robustness_tests;
+mod safety_tests;
 mod sweep_tests;
 mod text_graph_tests;
 mod wordvec_tests;
