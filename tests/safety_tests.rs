@@ -4,7 +4,7 @@
 //! runs are usable from any directory, special files are refused as images, and a signal
 //! stops a run at a safe point with the command that continues it.
 
-use crate::common::{debug_cfg, project_root, temp_dir};
+use crate::common::{copy_dir, debug_cfg, project_root, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -63,19 +63,6 @@ fn tiny_run(folder: &str, sets: &[&str]) -> PathBuf {
     all.extend_from_slice(sets);
     let cfg = debug_cfg("tiny", &all);
     tgcn::train::train(&cfg, &temp_dir(folder), &Default::default()).unwrap().summary().unwrap().run
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 fn file_names(dir: &Path) -> Vec<String> {
