@@ -2,7 +2,8 @@
 //! `torch-sys` found, and link `libtorch_cuda` even though no symbol references it, so
 //! that the same binary reports and uses CUDA on a GPU machine. Also compiles
 //! `csrc/fused_adam.cpp` against that libtorch's headers: libtorch's fused Adam kernel and
-//! grad reset, which tch does not expose.
+//! grad reset, which tch does not expose; and `csrc/module_bytes.cpp`: a TorchScript module
+//! serialised into memory, so that a full disk is an error rather than a crash.
 use std::path::Path;
 
 fn main() {
@@ -13,10 +14,12 @@ fn main() {
     };
     println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
     println!("cargo:rerun-if-changed=csrc/fused_adam.cpp");
+    println!("cargo:rerun-if-changed=csrc/module_bytes.cpp");
     let include = Path::new(&lib).join("../include");
     cc::Build::new()
         .cpp(true)
         .file("csrc/fused_adam.cpp")
+        .file("csrc/module_bytes.cpp")
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .flag("-std=c++20")

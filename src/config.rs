@@ -132,6 +132,22 @@ impl DataConfig {
         Ok(())
     }
 
+    /// Rewrites each path of the data config that is read relative to the working
+    /// directory (the root, the raw-image folder and the backbone) with `f`; the list files
+    /// and feature files inside the root follow it.
+    pub fn map_paths(&mut self, f: &dyn Fn(&Path) -> PathBuf) -> Result<()> {
+        if let Some(root) = self.root().map(f) {
+            self.set_root(root)?;
+        }
+        if let Some(fi) = self.from_images.as_mut() {
+            if !fi.images.as_os_str().is_empty() {
+                fi.images = f(&fi.images);
+            }
+            fi.featurize.backbone = f(&fi.featurize.backbone);
+        }
+        Ok(())
+    }
+
     /// Points the active dataset block's image features at `path` (a `.npy` keyed by id),
     /// as `data.from_images` does once it has featurized the images.
     pub fn set_image_features(&mut self, path: PathBuf) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Text-as-graph cross-modal retrieval (Yu et al. 2018, arXiv 1802.00985) on libtorch.
 //!
 //! One folder per pipeline stage, declared below in data-flow order; a stage imports
-//! only from earlier stages and from the leaf `files` (checked by `tests/layout_tests.rs`).
+//! only from earlier stages and from the leaves `files` and `stop` (checked by
+//! `tests/layout_tests.rs`).
 //!
 //! ```text
 //! data      dataset files ─► listed / pascal / nus_wide / synthetic ─► Dataset
@@ -20,8 +21,9 @@
 //! bench     speed tables over all of the above
 //! ```
 
-// Leaf: atomic writes, JSON, digests.
+// Leaves: atomic writes, JSON, digests, locks; Ctrl-C and SIGTERM as a stop request.
 pub mod files;
+pub mod stop;
 // Stages, in data-flow order.
 pub mod data;
 pub mod image;

@@ -399,7 +399,7 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
         out: out.clone(),
         best_out,
         command: std::iter::once("tgcn".to_string())
-            .chain(std::env::args().skip(1).map(|a| shell_quote(&a)))
+            .chain(std::env::args().skip(1).map(|a| tgcn::run::shell_word(&a)))
             .collect::<Vec<_>>()
             .join(" "),
         stop_after,
@@ -589,15 +589,6 @@ fn bench_featurize_cmd(a: BenchFeaturizeArgs) -> Result<()> {
     Ok(())
 }
 
-/// `a` as one shell word: as is when plain, else in single quotes.
-fn shell_quote(a: &str) -> String {
-    if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c)) {
-        a.to_string()
-    } else {
-        format!("'{}'", a.replace('\'', r"'\''"))
-    }
-}
-
 /// The error chain on one line, without libtorch's C++ backtrace (`Exception raised
 /// from …` and its `frame #N` lines), which says nothing to a user.
 fn one_line(e: &anyhow::Error) -> String {
@@ -620,7 +611,12 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    tgcn::stop::install();
     if let Err(e) = run() {
+        if let Some(i) = tgcn::stop::interrupted(&e) {
+            eprintln!("{i}");
+            std::process::exit(i.exit_code());
+        }
         eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }

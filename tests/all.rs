@@ -18,6 +18,7 @@ mod pascal_nus_tests;
 mod pytorch_tests;
 mod retrieve_tests;
 mod robustness_tests;
+mod safety_tests;
 mod sweep_tests;
 mod text_graph_tests;
 mod wordvec_tests;

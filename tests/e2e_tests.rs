@@ -455,6 +455,25 @@ fn refit_trains_on_train_and_validation_and_resumes() {
     // Paused after refit epoch 1, resumed: the uninterrupted run's numbers.
     let c = train_cli(&[&base[..], &["--stop-after-refit-epoch", "1"]].concat());
     assert!(!c.join("summary.json").exists() && c.join("checkpoints/refit_last.json").exists());
+    // Paused mid-refit, the run has no tested model: eval, search, embed, the report and
+    // the export say so and give the command that finishes it.
+    let cs = c.to_str().unwrap();
+    for args in [
+        vec!["eval", "--run", cs],
+        vec!["search", "--run", cs, "--text", "anything"],
+        vec!["report", "--html", cs],
+        vec!["export", "--run", cs],
+    ] {
+        let out = tgcn_bin().args(&args).output().unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && e.contains("in the middle of its refit")
+                && e.contains("(1 refit epoch(s) saved)")
+                && e.contains(&format!("tgcn train --resume {cs}")),
+            "{args:?}: {e}"
+        );
+    }
     let out = tgcn_bin().args(["train", "--resume", c.to_str().unwrap(), "--stop-after-epoch", "2"]).output().unwrap();
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("the selection of run") && e.contains("has ended"), "{e}");

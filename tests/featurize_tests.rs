@@ -393,6 +393,30 @@ fn an_interrupted_run_resumes_to_the_same_result() {
     assert_eq!(r.reused_shards, 0, "shards made with another resize are not reused");
 }
 
+/// Two featurizers of one output at once (two trainings on one image folder with an
+/// empty cache): the second waits for the first's lock, then finds the features done.
+/// Without the lock they shared `<out>.partial/` and one failed on the other's files.
+#[test]
+fn concurrent_featurizers_of_one_output_both_succeed() {
+    let dir = temp_dir("featurize_concurrent");
+    let Some(model) = tiny_cnn() else { return };
+    let images = list_images(&write_images(&dir, 12)).unwrap();
+    let cfg = FeaturizeConfig { batch_size: 2, shard_size: 3, ..tiny_cfg(&model) };
+    let want = {
+        let whole = dir.join("alone.npy");
+        run(&images, &whole, &cfg);
+        read_features(&whole).unwrap()
+    };
+    let out = dir.join("shared.npy");
+    let reports: Vec<FeaturizeReport> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2).map(|_| s.spawn(|| run(&images, &out, &cfg))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(reports.iter().filter(|r| r.from_cache).count(), 1, "one computes, one finds it done");
+    assert_eq!(read_features(&out).unwrap(), want);
+    assert!(!partial_dir(&out).exists());
+}
+
 #[test]
 fn config_defaults_yaml_and_validation() {
     let d = FeaturizeConfig::default();

@@ -211,7 +211,7 @@ fn stages_are_folders_in_data_flow_order() {
     assert_eq!(
         stages,
         [
-            "files", "data", "image", "text", "graph", "model", "config", "prepare", "eval", "run", "train",
+            "files", "stop", "data", "image", "text", "graph", "model", "config", "prepare", "eval", "run", "train",
             "retrieve", "bench"
         ]
     );

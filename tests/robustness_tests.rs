@@ -4,9 +4,9 @@
 //! backtraces, range messages, list keys in --set, --stop-after-epoch, run names,
 //! --source, resumed summaries and closed pipes.
 
-use crate::common::{project_root, temp_dir};
+use crate::common::{copy_dir, project_root, temp_dir};
 use crate::retrieve_tests::trained_run;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use tgcn::config::{Config, Layer};
 use tgcn::data::{Dataset, Item};
@@ -21,19 +21,6 @@ fn cfg_with(file: &str, sets: &[&str]) -> anyhow::Result<Config> {
 
 fn err(r: anyhow::Result<impl std::fmt::Debug>) -> String {
     format!("{:#}", r.unwrap_err())
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 /// A copy of the shared trained run, to tamper with.

@@ -241,6 +241,14 @@ pub fn read_list(path: &Path) -> Result<Vec<ListEntry>> {
             at(),
             fields.iter().filter(|f| !f.is_empty()).count()
         );
+        for (what, id) in [("text", fields[0]), ("image", fields[1])] {
+            ensure!(
+                stays_under_root(id),
+                "{}: {what} id {id:?} would name a file outside the dataset root (ids are names under the root: \
+                 no `..`, no absolute path)",
+                at()
+            );
+        }
         let category: usize =
             fields[2].parse().map_err(|_| anyhow!("{}: category {:?} is not a whole number", at(), fields[2]))?;
         ensure!(category >= 1, "{}: category {category}, but categories are numbered from 1", at());
@@ -248,6 +256,22 @@ pub fn read_list(path: &Path) -> Result<Vec<ListEntry>> {
     }
     ensure!(!out.is_empty(), "list file {} holds no pairs", path.display());
     Ok(out)
+}
+
+/// The first five of `names`, comma-separated, and how many more there are.
+pub fn first_few(names: &[String]) -> String {
+    let shown = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    match names.len() {
+        n if n > 5 => format!("{shown} and {} more", n - 5),
+        _ => shown,
+    }
+}
+
+/// Whether an id from a list file, used as (part of) a path under the dataset root, stays
+/// there: relative, with no `..` component.
+pub fn stays_under_root(id: &str) -> bool {
+    use std::path::Component;
+    Path::new(id).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Reads a file as UTF-8 (a leading BOM dropped); `None` when it does not exist.
@@ -467,6 +491,9 @@ pub fn load_full(name: &str, cfg: &ListedConfig, tok: &Tokenizer, seed: u64) -> 
     let mut images = Vec::new();
     let mut split_items: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
     let hint = "set `on_missing: skip` to drop such items";
+    // Text files that are symlinks to outside the root are read, and named.
+    let canonical_root = root.canonicalize().ok();
+    let mut outside: Vec<String> = Vec::new();
     for (s, (list, entries)) in tagged.into_iter().enumerate() {
         for (k, e) in entries.iter().enumerate() {
             let at = format!("{}:{}", list.display(), e.line);
@@ -484,7 +511,16 @@ pub fn load_full(name: &str, cfg: &ListedConfig, tok: &Tokenizer, seed: u64) -> 
                 continue;
             };
             let class_name = &classes[e.category - 1];
-            let text_path = root.join(fill_template(template, &e.text_id, e.category, class_name));
+            let rel = fill_template(template, &e.text_id, e.category, class_name);
+            ensure!(
+                !stays_under_root(template) || stays_under_root(&rel),
+                "{at}: the text path {rel:?} (from `text_template` with class name {class_name:?}) would be \
+                 outside the dataset root"
+            );
+            let text_path = root.join(rel);
+            if canonical_root.as_ref().is_some_and(|r| text_path.canonicalize().is_ok_and(|p| !p.starts_with(r))) {
+                outside.push(text_path.display().to_string());
+            }
             let Some(text) = read_utf8(&text_path)? else {
                 miss(format!("text {} has no file {}", e.text_id, text_path.display()), &mut skipped.no_text)?;
                 continue;
@@ -515,6 +551,14 @@ pub fn load_full(name: &str, cfg: &ListedConfig, tok: &Tokenizer, seed: u64) -> 
         );
     }
 
+    if !outside.is_empty() {
+        eprintln!(
+            "{name}: {} text file(s) resolve to outside {} through symlinks (read as linked): {}",
+            outside.len(),
+            root.display(),
+            first_few(&outside)
+        );
+    }
     let [train_all, test] = split_items;
     let first_labels: Vec<usize> = train_all.iter().map(|&i| items[i].labels[0]).collect();
     let parts = stratified_split(&first_labels, &[cfg.val_fraction, 1.0 - cfg.val_fraction], seed);

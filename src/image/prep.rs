@@ -68,7 +68,7 @@ impl Preprocess {
     /// Reads, decodes and preprocesses one file: `[3, crop, crop]` row-major.
     /// The error says why the file is unusable; the caller adds the path.
     pub fn file(&self, path: &Path) -> Result<Vec<f32>> {
-        let bytes = std::fs::read(path).context("cannot read")?;
+        let bytes = read_image_file(path)?;
         let img = decode_rgb(&bytes)?;
         Ok(self.rgb(&img))
     }
@@ -125,6 +125,33 @@ impl Preprocess {
 
 /// `(width, height)` after scaling the shorter side to `short`; the longer side is
 /// `⌊long · short / shorter⌋`, never less than `short`.
+/// The largest image file read (bytes): far above any photograph, and a bound on what a
+/// mistaken path (a disk image, `/dev/zero`) can make the decoder read.
+pub const MAX_IMAGE_BYTES: u64 = 256 << 20;
+
+/// Why `path` cannot be an image file, from its metadata alone (no read, so a FIFO or a
+/// device never blocks or streams): not a regular file, or larger than [`MAX_IMAGE_BYTES`].
+pub fn reject_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Err(e) => Some(format!("cannot open: {e}")),
+        Ok(m) if m.is_dir() => Some("is a folder".into()),
+        Ok(m) if !m.is_file() => Some("is not a regular file (a pipe, socket or device)".into()),
+        Ok(m) if m.len() > MAX_IMAGE_BYTES => {
+            Some(format!("is {} bytes, above the {} MiB an image file may have", m.len(), MAX_IMAGE_BYTES >> 20))
+        }
+        Ok(_) => None,
+    }
+}
+
+/// The bytes of an image file, after [`reject_file`]'s checks (errors do not repeat the
+/// path: callers name it).
+pub fn read_image_file(path: &Path) -> Result<Vec<u8>> {
+    if let Some(why) = reject_file(path) {
+        bail!("{why}");
+    }
+    std::fs::read(path).context("cannot read")
+}
+
 pub fn resized_size(w: u32, h: u32, short: u32) -> (u32, u32) {
     let scale = |long: u32, shorter: u32| ((long as u64 * short as u64) / shorter as u64).max(short as u64) as u32;
     if w <= h {

@@ -4,7 +4,7 @@
 use crate::config::{Config, DatasetBlock, DatasetKind};
 use crate::data::synthetic;
 use crate::data::Dataset;
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use tch::Device;
 
@@ -101,7 +101,11 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
         // The featurizer sees the resolved folder (`<root>/images` when omitted).
         let mut resolved = cfg.clone();
         resolved.data.from_images = Some(fi);
-        let path = featurize_images(&resolved, cache.unwrap_or(Path::new("runs/cache")), device)?;
+        let path = featurize_images(
+            &resolved,
+            cache.context("`data.from_images` needs a cache folder for the image features (prepare was given none)")?,
+            device,
+        )?;
         let mut c = cfg.clone();
         c.data.set_image_features(path)?;
         c.data.from_images = None;

@@ -129,12 +129,17 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
     })
 }
 
-/// The text graph from `cache/<key>.json` when present, else built and stored there.
+/// The text graph from `cache/text-graph-<key>.json` when present, else built and stored
+/// there, under the lock `locks/text-graph-<key>.lock` that concurrent runs share.
 pub(super) fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) -> Result<TextGraph> {
     let Some(dir) = cache else {
         return build_text_graph(cfg, ds, device);
     };
-    let path = dir.join(format!("text-graph-{}.json", cache_key(cfg, ds)?));
+    let key = cache_key(cfg, ds)?;
+    let path = dir.join(format!("text-graph-{key}.json"));
+    // Another run preparing the same graph writes it once; this one then reads it.
+    let lock = dir.join("locks").join(format!("text-graph-{key}.lock"));
+    let _lock = crate::files::lock(&lock, "this vocabulary and word graph")?;
     match read_text_graph_cache(&path) {
         Ok(Some(tg)) => {
             eprintln!("vocabulary and word graph from cache {}", path.display());

@@ -17,12 +17,12 @@
 //! side; for cosine both sides are L2-normalised and the bias is 0; for class-posterior
 //! or classifier ranking both sides are posteriors and the bias is 0). The sides come from
 //! [`crate::eval::Ranker::inner_product_sides`], beside the function the evaluation's
-//! score matrix is computed with. Everything is written to `DIR.partial/` and renamed at the end.
+//! score matrix is computed with. Each file is written under a temporary name and renamed
+//! into place at the end, `manifest.json` last; other files in `DIR` are never touched.
 
 use super::{Database, Trained};
 use crate::data::Split;
 use crate::eval::Ranker;
-use crate::files::{write_atomic, write_json};
 use crate::model::ScorerKind;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -71,8 +71,13 @@ pub fn parse_splits(s: &str) -> Result<Vec<Split>> {
     })
 }
 
-/// `out` may be new, empty, or an earlier export (which is replaced); never a folder the
-/// user keeps other things in.
+/// The files `tgcn embed` writes into `--out`; nothing else there is touched.
+pub const FILES: [&str; 6] = ["text.npy", "image.npy", "labels.npy", "ids.txt", "splits.txt", "manifest.json"];
+
+/// `out` may be new, empty, or an earlier export (whose files are replaced; other files the
+/// user put beside them, such as a FAISS index, stay); never a folder the user keeps other
+/// things in. Checked before any work: the folder is created and a probe file written, so a
+/// read-only or full file system is found before the embeddings are computed.
 pub fn check_out(out: &Path) -> Result<()> {
     if out.exists() {
         let ours = out.join("manifest.json").is_file() && out.join("text.npy").is_file();
@@ -84,35 +89,53 @@ pub fn check_out(out: &Path) -> Result<()> {
             );
         }
     }
-    Ok(())
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
+    let probe = crate::files::temp_path(&out.join(".write-probe"));
+    if let Err(e) = std::fs::write(&probe, b"probe") {
+        let _ = std::fs::remove_file(&probe);
+        let hint = crate::files::disk_full_hint(out);
+        return Err(e).with_context(|| format!("cannot write into --out {}{hint}", out.display()));
+    }
+    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
 }
 
-/// Writes the embeddings of `splits` into `out` (replacing an earlier export there).
+/// Writes the embeddings of `splits` into `out`: each file under a temporary name first,
+/// then all renamed into place, `manifest.json` last. Files in `out` that `tgcn embed` does
+/// not write ([`FILES`]) are left as they are, with a note that they may describe the
+/// previous embeddings.
 pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<EmbedManifest> {
     check_out(out)?;
+    let n: usize = splits.iter().map(|&s| t.data.split(s).len()).sum();
+    let width = t.cfg.model.embed_dim.max(t.data.classes.len()) as u64;
+    let need = n as u64 * (2 * width + t.data.classes.len() as u64) * 4 + n as u64 * 80 + (64 << 10);
+    crate::files::ensure_free(out, need, &format!("the embeddings into {}", out.display()))?;
     let db = Database::build(t, splits);
     let (text, image, bias) = tch::no_grad(|| t.ranker.inner_product_sides(&t.model, &db.emb.text, &db.emb.image));
     let bias = bias.map_or(0.0, |b| b.double_value(&[0]));
     let cpu = |x: tch::Tensor| x.to_device(Device::Cpu).contiguous();
-    let mut tmp = out.as_os_str().to_owned();
-    tmp.push(".partial");
-    let tmp = PathBuf::from(tmp);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
-    }
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let npy = |x: tch::Tensor, name: &str| {
-        let p = tmp.join(name);
-        cpu(x).write_npy(&p).with_context(|| format!("cannot write {}", p.display()))
-    };
-    npy(text, "text.npy")?;
-    npy(image, "image.npy")?;
-    npy(db.emb.labels.shallow_clone(), "labels.npy")?;
-    let lines = |f: &dyn Fn(&(Split, usize)) -> String| db.rows.iter().map(f).collect::<Vec<_>>().join("\n") + "\n";
-    write_atomic(&tmp.join("ids.txt"), lines(&|&(s, i)| t.data.split(s).ids[i].clone()).as_bytes())?;
-    write_atomic(&tmp.join("splits.txt"), lines(&|&(s, _)| s.name().to_string()).as_bytes())?;
-    let product = t.model.scorer.kind == ScorerKind::Product;
-    let manifest = EmbedManifest {
+    let staged: Vec<(PathBuf, PathBuf)> =
+        FILES.iter().map(|f| (crate::files::temp_path(&out.join(f)), out.join(f))).collect();
+    let result = (|| -> Result<EmbedManifest> {
+        let tmp = |name: &str| &staged[FILES.iter().position(|f| *f == name).expect("a listed file")].0;
+        let npy = |x: tch::Tensor, name: &str| {
+            let p = tmp(name);
+            cpu(x).write_npy(p).with_context(|| {
+                format!("cannot write {}{}", out.join(name).display(), crate::files::disk_full_hint(p))
+            })
+        };
+        npy(text, "text.npy")?;
+        npy(image, "image.npy")?;
+        npy(db.emb.labels.shallow_clone(), "labels.npy")?;
+        let lines = |f: &dyn Fn(&(Split, usize)) -> String| db.rows.iter().map(f).collect::<Vec<_>>().join("\n") + "\n";
+        let write = |name: &str, text: String| {
+            std::fs::write(tmp(name), text).with_context(|| {
+                format!("cannot write {}{}", out.join(name).display(), crate::files::disk_full_hint(out))
+            })
+        };
+        write("ids.txt", lines(&|&(s, i)| t.data.split(s).ids[i].clone()))?;
+        write("splits.txt", lines(&|&(s, _)| s.name().to_string()))?;
+        let product = t.model.scorer.kind == ScorerKind::Product;
+        let manifest = EmbedManifest {
         run: t.run.path.clone(),
         checkpoint_epoch: t.epoch,
         checkpoint: t.describe(),
@@ -139,13 +162,31 @@ pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<Emb
         classes: t.data.classes.clone(),
         files: vec!["text.npy", "image.npy", "labels.npy", "ids.txt", "splits.txt"],
     };
-    write_json(&tmp.join("manifest.json"), &manifest)?;
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("cannot replace {}", out.display()))?;
+        write("manifest.json", serde_json::to_string_pretty(&manifest)? + "\n")?;
+        Ok(manifest)
+    })();
+    let manifest = match result {
+        Ok(m) => m,
+        Err(e) => {
+            staged.iter().for_each(|(tmp, _)| drop(std::fs::remove_file(tmp)));
+            return Err(e.context(format!("the embeddings were not written; {} is unchanged", out.display())));
+        }
+    };
+    for (tmp, dst) in &staged {
+        std::fs::rename(tmp, dst).with_context(|| format!("cannot rename {} to {}", tmp.display(), dst.display()))?;
     }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let others: Vec<String> = std::fs::read_dir(out)
+        .with_context(|| format!("cannot list {}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|f| !FILES.contains(&f.as_str()))
+        .collect();
+    if !others.is_empty() {
+        eprintln!(
+            "note: {} also holds {} (not written by `tgcn embed`, left as they are): rebuild an index made from the \
+             previous embeddings",
+            out.display(),
+            others.join(", ")
+        );
     }
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
     Ok(manifest)
 }

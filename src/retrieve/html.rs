@@ -48,12 +48,30 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A PNG thumbnail as a data URI; None when the file cannot be decoded.
-fn thumbnail(path: &Path) -> Option<String> {
-    let img = image::open(path).ok()?.thumbnail(THUMB, THUMB);
+/// A PNG thumbnail as a data URI, decoded by content with the featurizer's decoder
+/// ([`crate::image::prep::decode_rgb`]: a PNG named `.jpg` shows); None when the file
+/// cannot be decoded (the report counts those).
+pub fn thumbnail(path: &Path) -> Option<String> {
+    let bytes = crate::image::prep::read_image_file(path).ok()?;
+    let rgb = crate::image::prep::decode_rgb(&bytes).ok()?;
+    let img = image::DynamicImage::ImageRgb8(rgb).thumbnail(THUMB, THUMB);
     let mut png = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).ok()?;
     Some(format!("data:image/png;base64,{}", base64(&png)))
+}
+
+/// The line on images that could not be shown (their paths stand in their place), if any.
+fn undisplayable_note(thumbs: &HashMap<PathBuf, Option<String>>) -> Option<String> {
+    let mut bad: Vec<String> =
+        thumbs.iter().filter(|(_, t)| t.is_none()).map(|(p, _)| p.display().to_string()).collect();
+    bad.sort();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "{} image(s) could not be decoded and are shown by their path: {}",
+            bad.len(),
+            crate::data::listed::first_few(&bad)
+        )
+    })
 }
 
 /// A named line of (x, y) points.
@@ -516,6 +534,10 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         "<h2 id=\"i2t\">Image → text examples</h2><p class=\"meta\">Test images against the test texts, top {TOP}.</p>"
     );
     h += &examples_table(&t, &images, &paths, Side::Image, &mut thumbs);
+    if let Some(note) = undisplayable_note(&thumbs) {
+        eprintln!("report: {note}");
+        let _ = write!(h, "<p class=\"meta noimg-count\">{}</p>", escape(&note));
+    }
     let _ = writeln!(
         h,
         "<p class=\"meta\">Written by tgcn {} from {}.</p></body></html>",

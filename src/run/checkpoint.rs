@@ -86,6 +86,11 @@ pub fn save_checkpoint(
     let f = Files::new(&dir, tag);
     settle(run, &f, tag)?;
     let staged = (|| -> Result<()> {
+        // The new set is written beside the old one: weights, and the optimizer's state
+        // (at most twice the weights' size for Adam's moments), plus room for the sidecar.
+        let weights: u64 = vs.variables().values().map(|t| (t.numel() * t.kind().elt_size_in_bytes()) as u64).sum();
+        let need = weights * if optim.is_some() { 3 } else { 1 } + (64 << 10);
+        crate::files::ensure_free(&dir, need, &format!("checkpoint `{tag}`"))?;
         vs.save(&f.weights[1]).with_context(|| format!("cannot write checkpoint {}", f.weights[1].display()))?;
         meta.weights_sha256 = sha256_file(&f.weights[1])?;
         meta.optim_sha256 = match optim {

@@ -24,17 +24,50 @@ use std::path::{Path, PathBuf};
 use tch::nn::{Module, VarStore};
 use tch::{CModule, Device, Tensor};
 
+extern "C" {
+    fn tgcn_module_bytes(
+        module: *mut std::ffi::c_void,
+        sink: extern "C" fn(*mut std::ffi::c_void, *const u8, usize),
+        ctx: *mut std::ffi::c_void,
+    ) -> i32;
+    fn tgcn_module_bytes_error() -> *const std::os::raw::c_char;
+}
+
+/// A traced module serialised into memory (`csrc/module_bytes.cpp`): libtorch's own file
+/// writer ends the process when the disk fills, so the bytes are written from Rust instead.
+fn module_bytes(m: &CModule) -> Result<Vec<u8>> {
+    // tch's CModule holds exactly one pointer to the C++ `torch::jit::Module`.
+    const _: () = assert!(std::mem::size_of::<CModule>() == std::mem::size_of::<*mut std::ffi::c_void>());
+    extern "C" fn sink(ctx: *mut std::ffi::c_void, data: *const u8, len: usize) {
+        // SAFETY: ctx is the Vec passed below; data/len are the C++ string's bytes.
+        unsafe { (*(ctx as *mut Vec<u8>)).extend_from_slice(std::slice::from_raw_parts(data, len)) }
+    }
+    let mut out: Vec<u8> = Vec::new();
+    // SAFETY: the module pointer is read from tch's one-pointer wrapper (size checked above)
+    // and stays valid for the call; the sink only appends to `out`.
+    let rc = unsafe {
+        let module = *(m as *const CModule as *const *mut std::ffi::c_void);
+        tgcn_module_bytes(module, sink, &mut out as *mut Vec<u8> as *mut std::ffi::c_void)
+    };
+    if rc != 0 {
+        // SAFETY: a NUL-terminated thread-local string owned by the C++ side.
+        let msg = unsafe { std::ffi::CStr::from_ptr(tgcn_module_bytes_error()) }.to_string_lossy().into_owned();
+        anyhow::bail!("cannot serialise the module: {}", msg.lines().next().unwrap_or(""));
+    }
+    Ok(out)
+}
+
 fn trace<F>(name: &str, inputs: &[Tensor], path: &Path, mut f: F) -> Result<()>
 where
     F: FnMut(&[Tensor]) -> Vec<Tensor>,
 {
     let m =
         CModule::create_by_tracing(name, "forward", inputs, &mut f).with_context(|| format!("cannot trace {name}"))?;
-    m.save(path).with_context(|| format!("cannot save {}", path.display()))
+    write_atomic(path, &module_bytes(&m).with_context(|| format!("cannot save {}", path.display()))?)
 }
 
 fn npy(t: &Tensor, path: &Path) -> Result<()> {
-    t.write_npy(path).with_context(|| format!("cannot write {}", path.display()))
+    t.write_npy(path).with_context(|| format!("cannot write {}{}", path.display(), crate::files::disk_full_hint(path)))
 }
 
 /// Writes `run/export/` (through `export.partial/` and a rename) and returns its path.
@@ -63,10 +96,47 @@ pub fn export_run(
     let norm = crate::prepare::ImageNormalizer { kind: data.image_norm.kind, sqrt: data.image_norm.sqrt, shift, scale };
 
     let dir = run.join("export.partial");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
+    let dst = run.join("export");
+    let written = write_export(cfg, data, &m, &norm, ranker, &dir, test);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&dir);
+        let kept = if dst.is_dir() { "the previous export is unchanged" } else { "nothing was exported" };
+        return Err(e.context(format!("the export to {} was not written; {kept}", dst.display())));
     }
-    std::fs::create_dir_all(dir.join("example"))?;
+    // The previous export is moved aside, not removed, until the new one is in place.
+    let old = run.join("export.old");
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    if dst.exists() {
+        std::fs::rename(&dst, &old).with_context(|| format!("cannot move {} aside", dst.display()))?;
+    }
+    std::fs::rename(&dir, &dst).with_context(|| format!("cannot move the export to {}", dst.display()))?;
+    if old.exists() {
+        std::fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    eprintln!("exported TorchScript modules to {}", dst.display());
+    if cfg.export.onnx {
+        export_with_python(&run.path);
+    }
+    Ok(dst)
+}
+
+/// Writes the export's files into `dir` (created afresh).
+fn write_export(
+    cfg: &Config,
+    data: &Prepared,
+    m: &crate::model::Model,
+    norm: &crate::prepare::ImageNormalizer,
+    ranker: &Ranker,
+    dir: &Path,
+    test: &[Retrieval],
+) -> Result<()> {
+    let cpu = Device::Cpu;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir.join("example")).with_context(|| format!("cannot create {}", dir.display()))?;
     let n = data.test.len().min(4) as i64;
     let bow = data.test.bow.narrow(0, 0, n).to_device(cpu);
     let img = data.test.images_raw.narrow(0, 0, n).to_device(cpu);
@@ -79,7 +149,7 @@ pub fn export_run(
     // The scores the evaluation ranks by: the trained scorer, or the class posteriors
     // (their train-split class means become constants of the traced module).
     let ranker = ranker.to_device(cpu);
-    let score = |t: &Tensor, i: &Tensor| ranker.matrix(&m, &ranker.represent_text(t), &ranker.represent_image(i));
+    let score = |t: &Tensor, i: &Tensor| ranker.matrix(m, &ranker.represent_text(t), &ranker.represent_image(i));
     trace("Scorer", &[t_out.shallow_clone(), i_out.shallow_clone()], &dir.join("scorer.pt"), |x| {
         vec![score(&x[0], &x[1])]
     })?;
@@ -144,21 +214,12 @@ pub fn export_run(
         },
     });
     write_json(&dir.join("manifest.json"), &manifest)?;
-    write_pytorch_inputs(cfg, data, &ranker, &dir)?;
-    let dst = run.join("export");
-    if dst.exists() {
-        std::fs::remove_dir_all(&dst).with_context(|| format!("cannot replace {}", dst.display()))?;
-    }
-    std::fs::rename(&dir, &dst).with_context(|| format!("cannot move the export to {}", dst.display()))?;
-    eprintln!("exported TorchScript modules to {}", dst.display());
-    if cfg.export.onnx {
-        export_with_python(&run.path);
-    }
-    Ok(dst)
+    write_pytorch_inputs(cfg, data, &ranker, dir)
 }
 
 fn safetensors(tensors: &[(&str, Tensor)], path: &Path) -> Result<()> {
-    Tensor::write_safetensors(tensors, path).with_context(|| format!("cannot write {}", path.display()))
+    Tensor::write_safetensors(tensors, path)
+        .with_context(|| format!("cannot write {}{}", path.display(), crate::files::disk_full_hint(path)))
 }
 
 /// What the Python package `tgcn_torch` (`load_run`) needs beside the run's `config.yaml`

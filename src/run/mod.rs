@@ -63,10 +63,45 @@ impl RunDir {
         Ok(RunDir { path: path.to_path_buf() })
     }
 
-    pub fn config(&self) -> Result<Config> {
+    /// The run's config as saved (its hash is the one the checkpoints carry).
+    pub fn saved_config(&self) -> Result<Config> {
         let p = self.path.join("config.yaml");
         let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
         Config::from_yaml_str(&text, &p.display().to_string()).map_err(|e| self.explain_old_config(&text, e))
+    }
+
+    /// The run's config, with its relative data paths (root, raw-image folder, backbone)
+    /// read from the folder the run was trained in (`working_dir` in `env.json`) where they
+    /// do not exist from this one: a run is usable from any directory. Hash it with
+    /// [`RunDir::config_hash`], not [`Config::hash`].
+    pub fn config(&self) -> Result<Config> {
+        let mut cfg = self.saved_config()?;
+        if let Some(base) = self.env().and_then(|env| env["working_dir"].as_str().map(PathBuf::from)) {
+            cfg.data.map_paths(&|p: &Path| match p.is_relative() && !p.exists() && base.join(p).exists() {
+                true => base.join(p),
+                false => p.to_path_buf(),
+            })?;
+        }
+        Ok(cfg)
+    }
+
+    /// The message for a run that stopped before its first epoch was saved: nothing to
+    /// load or resume; the command that starts it again.
+    pub fn never_saved(&self) -> String {
+        let again = match self.command_line() {
+            Some(c) => format!("start it again with `{c}`"),
+            None => "start it again with the command that created it".to_string(),
+        };
+        format!(
+            "run {} stopped before its first epoch was saved, so there is nothing to load or resume; {again} \
+             (that makes a new run folder; this one can then be removed)",
+            self.path.display()
+        )
+    }
+
+    /// The hash of the run's config as saved, which its checkpoints carry.
+    pub fn config_hash(&self) -> Result<String> {
+        self.saved_config()?.hash()
     }
 
     /// A run saved before the batched skip-gram trainer was replaced (its config has
@@ -92,12 +127,20 @@ impl RunDir {
         ))
     }
 
-    /// The cache folder this run was trained with, from its `env.json` (`cache_dir`),
-    /// when that folder still exists; None otherwise (a run copied elsewhere, or made before
-    /// the record): then the data is rebuilt, and nothing is written outside the run.
-    pub fn cache_dir(&self) -> Option<PathBuf> {
-        let dir = PathBuf::from(self.env()?["cache_dir"].as_str()?);
-        dir.is_dir().then_some(dir)
+    /// The cache folder for this run: the one it was trained with (`cache_dir` in its
+    /// `env.json`) while that folder exists, else `RUN/cache` (a run copied elsewhere, or
+    /// made before the record): whatever is rebuilt then is written inside the run.
+    pub fn cache_dir(&self) -> PathBuf {
+        let recorded = self.env().and_then(|env| env["cache_dir"].as_str().map(PathBuf::from));
+        recorded.filter(|d| d.is_dir()).unwrap_or_else(|| self.join("cache"))
+    }
+
+    /// The command line that created the run (`command_line` in its `env.json`), quoted
+    /// for a shell where needed; None for runs made before the record.
+    pub fn command_line(&self) -> Option<String> {
+        let args = self.env()?["command_line"].as_array()?.clone();
+        let words: Vec<String> = args.iter().filter_map(|a| a.as_str().map(shell_word)).collect();
+        (!words.is_empty()).then(|| words.join(" "))
     }
 
     /// Whether the run was trained with the test split withheld (`validation_only` in its
@@ -243,6 +286,17 @@ pub fn env_record(cfg: &Config, device: tch::Device, cache: &Path) -> serde_json
         "seed": cfg.seed,
         "cache_dir": std::fs::canonicalize(cache).unwrap_or(cache.to_path_buf()),
         "command_line": std::env::args().collect::<Vec<_>>(),
+        "working_dir": std::env::current_dir().ok().and_then(|d| d.canonicalize().ok()),
         "started": chrono::Local::now().to_rfc3339(),
     })
+}
+
+/// `word` as one shell word: unchanged when it holds only safe characters, else single-quoted.
+pub fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@+".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }

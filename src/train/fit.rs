@@ -197,14 +197,17 @@ pub fn resume(run_dir: &Path, opts: &TrainOptions) -> Result<Outcome> {
     let opts = &TrainOptions { validation_only: opts.validation_only || run.validation_only(), ..opts.clone() };
     seed_everything(cfg.seed);
     let device = resolve_device(cfg.device)?;
-    let mut data = prepare(&cfg, device, run.cache_dir().as_deref())?;
+    let mut data = prepare(&cfg, device, Some(&run.cache_dir()))?;
     run.check_fingerprint(&data)?;
     if opts.validation_only {
         data.withhold_test();
     }
     let (mut vs, m) = build_model(&cfg, &data);
     let mut opt = optimizer(&cfg, &vs, &m)?;
-    let hash = cfg.hash()?;
+    let hash = run.config_hash()?;
+    if !checkpoint_exists(&run.path, "last") {
+        bail!("{}", run.never_saved());
+    }
     let meta = load_checkpoint(&mut vs, Some(&mut opt as &mut dyn OptimizerState), &run, "last", &hash)?;
     ensure!(
         !run.join("summary.json").exists(),
@@ -403,6 +406,18 @@ fn train_epoch(
     };
     let mut counted = [0usize; 3]; // batches with loss, with positives, with negatives
     for batch in &batches {
+        if crate::stop::requested().is_some() {
+            bar.abandon();
+            crate::stop::check(|| match (phase, epoch) {
+                (Phase::Select, 1) => s.run.never_saved(),
+                _ => format!(
+                    "run {} stopped during {} {epoch}; {keep}; continue with: tgcn train --resume {}",
+                    s.run.path.display(),
+                    phase.word(),
+                    s.run.path.display()
+                ),
+            })?;
+        }
         let sl = step_loss(&cfg, m, data, batch)?;
         let value = sl.values[0];
         for (j, v) in sl.on.iter().zip(&sl.values[1..]) {

@@ -18,7 +18,11 @@
 //! DIR/trials.csv                      one row per (setting, seed), in sweep order
 //! DIR/results.csv, DIR/results.md     one row per setting over its seeds, best first
 //! DIR/best.yaml                       the best setting's grid keys, a `--config` overlay
+//! DIR/sweep.json                      the command and the trials this folder belongs to
 //! ```
+//!
+//! A used `--out` holding another sweep (a different grid, seed list or base config) is
+//! refused, and a folder at a trial's path that a run did not make is never removed.
 //!
 //! Rerunning the same command continues: a trial with `summary.json` is kept, one with a
 //! `last` checkpoint is resumed ([`fit::resume`]), one without is started again. A trial
@@ -381,12 +385,103 @@ fn read_finished(dir: &Path) -> Result<TrialRow> {
     })
 }
 
+/// What a run folder holds before its first checkpoint: the only entries
+/// [`clear_unstarted`] removes.
+const RUN_ENTRIES: [&str; 10] = [
+    "config.yaml",
+    "env.json",
+    "data.json",
+    "train.lock",
+    "metrics.csv",
+    "untrained.json",
+    "checkpoints",
+    "curves",
+    "tb",
+    "cache",
+];
+
 /// Clears a trial folder that holds no checkpoint (a trial killed or failed before its
-/// first epoch ended), so that it starts again; a folder another process trains in is
-/// refused.
+/// first epoch ended), so that it starts again. A folder another process trains in is
+/// refused, and so is one holding anything a run does not write (not a trial's folder):
+/// nothing the sweep did not create is deleted.
 fn clear_unstarted(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for e in entries {
+        let name = e.with_context(|| format!("cannot list {}", dir.display()))?.file_name();
+        let name = name.to_string_lossy();
+        let staged = name.ends_with(".tmp");
+        if !RUN_ENTRIES.contains(&name.as_ref()) && !staged {
+            bail!(
+                "{} is in the way of a trial: it holds {name}, which a run does not write, so it is not an \
+                 unstarted trial; move it away, or name another --out",
+                dir.display()
+            );
+        }
+    }
     drop(RunDir { path: dir.to_path_buf() }.lock()?);
     std::fs::remove_dir_all(dir).with_context(|| format!("cannot clear trial folder {}", dir.display()))
+}
+
+/// `DIR/sweep.json`: the trials a sweep folder belongs to. A rerun with the same trials
+/// continues; a different grid, seed list or base config in a used `--out` is refused, so
+/// that one sweep's tables never replace another's.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SweepRecord {
+    command: String,
+    trials: Vec<String>,
+}
+
+fn trial_names(plan: &Plan) -> Vec<String> {
+    plan.trials.iter().map(|t| t.dir.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())).collect()
+}
+
+/// Checks that `--out` is new, or holds this same sweep, and records it there.
+fn claim_out(spec: &SweepSpec, plan: &Plan) -> Result<()> {
+    let path = spec.out.join("sweep.json");
+    let trials = trial_names(plan);
+    let recorded: Option<Vec<String>> = match crate::files::read_json_if_exists::<SweepRecord>(&path)? {
+        Some(r) => Some(r.trials),
+        // A sweep folder without the record: its trials.csv names the trials.
+        None => match std::fs::read(spec.out.join("trials.csv")) {
+            Ok(bytes) => {
+                let mut r = csv::Reader::from_reader(bytes.as_slice());
+                Some(r.records().filter_map(|rec| rec.ok()?.get(0).map(str::to_string)).collect())
+            }
+            Err(_) => None,
+        },
+    };
+    if let Some(old) = recorded.filter(|old| *old != trials) {
+        let old_only = old.iter().filter(|t| !trials.contains(t)).count();
+        let new_only = trials.iter().filter(|t| !old.contains(t)).count();
+        bail!(
+            "--out {} holds another sweep ({} trials; {old_only} of them are not in this one, and {new_only} of this \
+             sweep's are not there): a different grid, seed list or base config; name a new --out to keep both{}",
+            spec.out.display(),
+            old.len(),
+            match crate::files::read_json_if_exists::<SweepRecord>(&path).ok().flatten() {
+                Some(r) => format!(" (it was started with: {})", r.command),
+                None => String::new(),
+            }
+        );
+    }
+    if !path.exists() {
+        std::fs::create_dir_all(&spec.out).with_context(|| format!("cannot create {}", spec.out.display()))?;
+        crate::files::write_json(&path, &SweepRecord { command: spec.command.clone(), trials })?;
+    }
+    Ok(())
+}
+
+/// Checks that `--best-out` can be written, before any trial trains.
+fn check_best_out(p: &Path) -> Result<()> {
+    ensure!(!p.is_dir(), "--best-out {} is a folder; name a YAML file", p.display());
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    ensure!(dir.is_dir(), "--best-out {}: the folder {} does not exist", p.display(), dir.display());
+    let probe = crate::files::temp_path(p);
+    if let Err(e) = std::fs::write(&probe, b"") {
+        let _ = std::fs::remove_file(&probe);
+        return Err(e).with_context(|| format!("--best-out {} cannot be written", p.display()));
+    }
+    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
 }
 
 /// One setting over its finished seeds.
@@ -682,9 +777,14 @@ fn write_outputs(spec: &SweepSpec, plan: &Plan, rows: &[TrialRow]) -> Result<Vec
 /// rewriting the tables after each one.
 pub fn run(spec: &SweepSpec) -> Result<SweepOutcome> {
     let plan = plan(spec)?;
-    std::fs::create_dir_all(&plan.runs).with_context(|| format!("cannot create {}", plan.runs.display()))?;
+    if let Some(p) = &spec.best_out {
+        check_best_out(p)?;
+    }
+    std::fs::create_dir_all(&spec.out).with_context(|| format!("cannot create {}", spec.out.display()))?;
     // One sweep at a time in a folder (the lock file is `DIR/train.lock`).
     let _lock = RunDir { path: spec.out.clone() }.lock()?;
+    claim_out(spec, &plan)?;
+    std::fs::create_dir_all(&plan.runs).with_context(|| format!("cannot create {}", plan.runs.display()))?;
     let mut rows: Vec<TrialRow> = plan
         .trials
         .iter()
@@ -729,6 +829,19 @@ pub fn run(spec: &SweepSpec) -> Result<SweepOutcome> {
             let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()));
             Err(anyhow!("panicked: {}", msg.unwrap_or_else(|| "(no message)".to_string())))
         });
+        if let Some(stop) = outcome.as_ref().err().and_then(crate::stop::interrupted) {
+            write_outputs(spec, &plan, &rows)?;
+            return Err(crate::stop::Interrupted {
+                signal: stop.signal,
+                next: format!(
+                    "the sweep stopped during trial {}/{n}, which resumes from its last checkpoint; run the same \
+                     command again to continue: {}",
+                    i + 1,
+                    spec.command
+                ),
+            }
+            .into());
+        }
         let secs = t0.elapsed().as_secs_f64();
         let resumed = if resuming { " (resumed)" } else { "" };
         rows[i] = match outcome {

@@ -5,13 +5,13 @@ use crate::config::Config;
 use crate::eval::{Ranker, Retrieval, EVAL_BATCH};
 use crate::model::Model;
 use crate::prepare::{prepare, resolve_device, Prepared};
-use crate::run::checkpoint::load_checkpoint;
+use crate::run::checkpoint::{checkpoint_exists, load_checkpoint, read_meta};
 use crate::run::export;
 use crate::run::RunDir;
 use crate::train::fit::refits;
 use crate::train::setup::{build_model, exclusive_rng, seed_everything};
 use crate::train::test_eval::{report_table, test_retrievals, write_curves_or_warn};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 use tch::nn::VarStore;
 
@@ -39,14 +39,18 @@ impl Trained {
         // thread trains (its dropout masks would change).
         let _one_at_a_time = exclusive_rng();
         seed_everything(cfg.seed);
-        let mut data = prepare(&cfg, resolve_device(cfg.device)?, run.cache_dir().as_deref())?;
+        let mut data = prepare(&cfg, resolve_device(cfg.device)?, Some(&run.cache_dir()))?;
         run.check_fingerprint(&data)?;
         let refit = refits(&cfg, run.validation_only());
         if refit {
             data.include_val_in_train();
         }
         let (mut vs, model) = build_model(&cfg, &data);
-        let meta = load_checkpoint(&mut vs, None, &run, Trained::checkpoint_tag(refit), &cfg.hash()?)?;
+        let tag = Trained::checkpoint_tag(refit);
+        if !checkpoint_exists(&run.path, tag) {
+            bail!("{}", not_loadable(&run, &cfg, tag));
+        }
+        let meta = load_checkpoint(&mut vs, None, &run, tag, &run.config_hash()?)?;
         let ranker = Ranker::new(&model, &data, &cfg.eval, EVAL_BATCH)?;
         Ok(Trained { run, cfg, data, vs, model, ranker, epoch: meta.epoch, refit })
     }
@@ -65,6 +69,44 @@ impl Trained {
             true => format!("refit on train ∪ validation for the selected {} epochs", self.epoch),
             false => format!("best checkpoint, epoch {}", self.epoch),
         }
+    }
+}
+
+/// Why run `run` has no checkpoint `tag` to load, and what to do next: it is training now,
+/// it stopped before the selection or mid-refit (`tgcn train --resume`), or it stopped
+/// before its first epoch was saved (start it again).
+fn not_loadable(run: &RunDir, cfg: &Config, tag: &str) -> String {
+    let dir = run.path.display();
+    let resume = format!("`tgcn train --resume {dir}`");
+    if let Some(pid) = std::fs::read_to_string(run.join("train.lock")).ok().map(|p| p.trim().to_string()) {
+        if !pid.is_empty() && Path::new("/proc").join(&pid).exists() {
+            return format!(
+                "run {dir} is still training (process {pid}) and has no `{tag}` checkpoint yet; wait for it to finish"
+            );
+        }
+    }
+    let epochs = cfg.train.epochs;
+    let meta = |t: &str| read_meta(run, t).ok().flatten();
+    if run.join("summary.json").exists() {
+        return format!(
+            "run {dir} finished but its checkpoint `{tag}` is missing ({}): the run cannot be loaded; train it again",
+            run.join("checkpoints").join(format!("{tag}.json")).display()
+        );
+    }
+    if tag == "refit" && run.join("checkpoints/selected.json").exists() {
+        let done = meta("refit_last").map_or(0, |m| m.epoch);
+        return format!(
+            "run {dir} stopped in the middle of its refit on train ∪ validation ({done} refit epoch(s) saved), so it \
+             has no tested model yet; finish it with {resume}"
+        );
+    }
+    match meta("last") {
+        Some(m) => format!(
+            "run {dir} stopped before training finished (epoch {} of {epochs} saved), so it has no tested model \
+             yet; finish it with {resume}",
+            m.epoch
+        ),
+        None => run.never_saved(),
     }
 }
 

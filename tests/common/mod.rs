@@ -76,3 +76,17 @@ pub fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
         assert!((x - y).abs() <= tol, "{what}[{i}]: {x} vs {y} (tol {tol})");
     }
 }
+
+/// A recursive copy of a folder (a run, to damage or move without touching the original).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}

@@ -215,6 +215,12 @@ pub(super) fn consume(
                     pb.inc(b.items.len() as u64);
                     interrupted = job.opts.max_batches.is_some_and(|m| stats.batches >= m);
                 }
+                crate::stop::check(|| {
+                    format!(
+                        "the finished shards are kept in {}; run the same command again to continue from them",
+                        job.partial.display()
+                    )
+                })?;
                 if b.ends_shard {
                     break;
                 }

@@ -62,6 +62,11 @@ pub fn featurize_with(
     let prints: Vec<String> = images.iter().map(|(id, p)| fingerprint_line(id, p)).collect();
     let items_sha256 = sha256_hex(&prints);
 
+    // One writer per output: a second run on the same images waits, then finds it done.
+    let mut lock_name = out.file_name().map(|f| f.to_os_string()).unwrap_or_default();
+    lock_name.push(".lock");
+    let _lock = crate::files::lock(&out.with_file_name(lock_name), "these image features")?;
+
     // Up to date already?
     let sidecar = sidecar_path(out);
     if let Some(sc) = read_json::<Sidecar>(&sidecar) {

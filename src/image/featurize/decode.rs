@@ -11,6 +11,9 @@ use std::time::Instant;
 
 /// Why a file can never be an image, from its size and first bytes; None when it may be one.
 pub(super) fn precheck(path: &Path) -> Option<String> {
+    if let Some(why) = prep::reject_file(path) {
+        return Some(why);
+    }
     let mut f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) => return Some(format!("cannot open: {e}")),

@@ -20,23 +20,35 @@ pub struct Listing {
     /// Lowercased extension with its dot (`.txt`), or `(no extension)`, and its count,
     /// most frequent first.
     pub not_images: Vec<(String, usize)>,
+    /// Image files (ids) that are symlinks resolving to outside the folder: read as linked,
+    /// and named by [`Listing::note`].
+    pub outside: Vec<String>,
 }
 
 impl Listing {
     /// The one-line note on the files that are not read, if there are any.
     pub fn note(&self, dir: &Path) -> Option<String> {
         let n: usize = self.not_images.iter().map(|(_, c)| c).sum();
-        if n == 0 {
-            return None;
+        let mut lines = Vec::new();
+        if n > 0 {
+            let kinds: Vec<String> = self.not_images.iter().map(|(e, c)| format!("{e} ×{c}")).collect();
+            lines.push(format!(
+                "featurize: {n} file{} under {} {} not images by extension ({}); they are not read",
+                if n == 1 { "" } else { "s" },
+                dir.display(),
+                if n == 1 { "is" } else { "are" },
+                kinds.join(", ")
+            ));
         }
-        let kinds: Vec<String> = self.not_images.iter().map(|(e, c)| format!("{e} ×{c}")).collect();
-        Some(format!(
-            "featurize: {n} file{} under {} {} not images by extension ({}); they are not read",
-            if n == 1 { "" } else { "s" },
-            dir.display(),
-            if n == 1 { "is" } else { "are" },
-            kinds.join(", ")
-        ))
+        if !self.outside.is_empty() {
+            lines.push(format!(
+                "featurize: {} image(s) under {} are symlinks to files outside it (read as linked): {}",
+                self.outside.len(),
+                dir.display(),
+                crate::data::listed::first_few(&self.outside)
+            ));
+        }
+        (!lines.is_empty()).then(|| lines.join("\n"))
     }
 }
 
@@ -53,6 +65,8 @@ pub fn scan_images(dir: &Path) -> Result<Listing> {
     ensure!(dir.is_dir(), "image folder {} does not exist or is not a folder", dir.display());
     let mut out = Vec::new();
     let mut others: BTreeMap<String, usize> = BTreeMap::new();
+    let canonical_dir = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let mut outside = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))? {
@@ -80,13 +94,17 @@ pub fn scan_images(dir: &Path) -> Result<Listing> {
             let rel = path.strip_prefix(dir).expect("read_dir yields paths under dir");
             let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
             let id = parts.with_context(|| format!("image path {} is not valid UTF-8", path.display()))?.join("/");
+            if ft.is_symlink() && path.canonicalize().is_ok_and(|p| !p.starts_with(&canonical_dir)) {
+                outside.push(id.clone());
+            }
             out.push((id, path));
         }
     }
     out.sort();
     let mut not_images: Vec<(String, usize)> = others.into_iter().collect();
     not_images.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok(Listing { images: out, not_images })
+    outside.sort();
+    Ok(Listing { images: out, not_images, outside })
 }
 
 /// A list file: one image path a line (blank lines ignored), relative to the list's folder

@@ -142,7 +142,7 @@ pub(super) fn assemble(partial: &Path, n_shards: usize, out: &Path) -> Result<(u
     ensure!(dims.len() == 1, "shards in {} disagree on the feature size: {dims:?}", partial.display());
     let dim = *dims.iter().next().expect("one dim");
 
-    let tmp = out.with_extension("npy.tmp");
+    let tmp = crate::files::temp_path(out);
     let mut ids = String::new();
     {
         let f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
