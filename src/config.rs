@@ -349,6 +349,37 @@ pub struct EvalConfig {
     /// τ of the class posteriors, softmax(cos(e, μ_c) / τ); only with `ranking: class_posterior`.
     #[serde(default = "default_posterior_temperature", skip_serializing_if = "is_default_posterior_temperature")]
     pub posterior_temperature: f64,
+    /// What a query finds relevant: items sharing a label (`label`, class-level), or only
+    /// its own pair (`pair`, instance-level). Absent: `label` where the dataset has labels,
+    /// `pair` where it has none. MAP, precision, Recall@K and the median rank all follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<RelevanceMode>,
+}
+
+/// `eval.relevance`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RelevanceMode {
+    /// Database items that share a label with the query.
+    Label,
+    /// The query's own pair only (the item at the query's index in the same split).
+    Pair,
+}
+
+impl RelevanceMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelevanceMode::Label => "label",
+            RelevanceMode::Pair => "pair",
+        }
+    }
+}
+
+impl EvalConfig {
+    /// `eval.relevance`, or its default for a dataset with `classes` labels.
+    pub fn relevance_for(&self, classes: usize) -> RelevanceMode {
+        self.relevance.unwrap_or(if classes == 0 { RelevanceMode::Pair } else { RelevanceMode::Label })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]

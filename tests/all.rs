@@ -15,6 +15,7 @@ mod listed_tests;
 mod map_tests;
 mod nus_synth_tests;
 mod pascal_nus_tests;
+mod recall_tests;
 mod retrieve_tests;
 mod robustness_tests;
 mod sweep_tests;
