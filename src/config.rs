@@ -70,6 +70,9 @@ pub struct DataConfig {
     /// NUS-WIDE layout and subset; required when `dataset: nus-wide`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nus_wide: Option<crate::data::nus_wide::NusWideConfig>,
+    /// Your own pairs, one CSV or JSONL file; required when `dataset: pairs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<crate::data::pairs::PairsConfig>,
 }
 
 /// The active dataset's block of `data`: the one place that maps `data.dataset` to the
@@ -80,6 +83,7 @@ pub enum DatasetBlock<'a> {
     Listed(&'a crate::data::listed::ListedConfig),
     Pascal(&'a crate::data::pascal::PascalConfig),
     NusWide(&'a crate::data::nus_wide::NusWideConfig),
+    Pairs(&'a crate::data::pairs::PairsConfig),
 }
 
 impl DataConfig {
@@ -90,6 +94,7 @@ impl DataConfig {
             DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => "listed",
             DatasetKind::Pascal => "pascal",
             DatasetKind::NusWide => "nus_wide",
+            DatasetKind::Pairs => "pairs",
         }
     }
 
@@ -102,6 +107,7 @@ impl DataConfig {
             }
             DatasetKind::Pascal => self.pascal.as_ref().map(DatasetBlock::Pascal),
             DatasetKind::NusWide => self.nus_wide.as_ref().map(DatasetBlock::NusWide),
+            DatasetKind::Pairs => self.pairs.as_ref().map(DatasetBlock::Pairs),
         };
         block.ok_or_else(|| {
             anyhow!("`data.{}` is required when `data.dataset` is {}", self.block_key(), self.dataset.name())
@@ -115,6 +121,7 @@ impl DataConfig {
             DatasetBlock::Listed(l) => Some(&l.root),
             DatasetBlock::Pascal(p) => Some(&p.root),
             DatasetBlock::NusWide(n) => Some(&n.root),
+            DatasetBlock::Pairs(p) => Some(&p.root),
         }
     }
 
@@ -128,6 +135,7 @@ impl DataConfig {
             }
             DatasetKind::Pascal => self.pascal.as_mut().expect("checked by block()").root = root,
             DatasetKind::NusWide => self.nus_wide.as_mut().expect("checked by block()").root = root,
+            DatasetKind::Pairs => self.pairs.as_mut().expect("checked by block()").root = root,
         }
         Ok(())
     }
@@ -147,6 +155,7 @@ impl DataConfig {
                 self.nus_wide.as_mut().expect("checked by block()").image_features =
                     crate::data::nus_wide::NusFeatures::Npy { path }
             }
+            DatasetKind::Pairs => self.pairs.as_mut().expect("checked by block()").image_features = path,
         }
         Ok(())
     }
@@ -176,6 +185,7 @@ pub enum DatasetKind {
     Pascal,
     Tvgraz,
     ChWiki,
+    Pairs,
 }
 
 impl DatasetKind {
@@ -187,6 +197,7 @@ impl DatasetKind {
             DatasetKind::Pascal => "pascal",
             DatasetKind::Tvgraz => "tvgraz",
             DatasetKind::ChWiki => "ch-wiki",
+            DatasetKind::Pairs => "pairs",
         }
     }
 }
@@ -246,6 +257,26 @@ pub struct LossConfig {
     /// image embedding, as the scorer compares them (`train.pairs: in_batch` only).
     #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub invariance: f64,
+    /// Which in-batch pairs are positives (the global and contrastive terms): items that
+    /// share a label (`label`), or only each item's own text and image, the diagonal of the
+    /// batch (`pair`, CLIP-style, no labels needed).
+    #[serde(default, skip_serializing_if = "Positives::is_label")]
+    pub positives: Positives,
+}
+
+/// `loss.positives`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Positives {
+    #[default]
+    Label,
+    Pair,
+}
+
+impl Positives {
+    fn is_label(&self) -> bool {
+        *self == Positives::Label
+    }
 }
 
 // Defaults that are left out of the saved YAML, so that configs written before these keys
@@ -456,6 +487,7 @@ impl DataConfig {
             DatasetBlock::Listed(l) => l.validate().context("`data.listed`"),
             DatasetBlock::Pascal(p) => p.validate("data.pascal"),
             DatasetBlock::NusWide(n) => n.validate("data.nus_wide"),
+            DatasetBlock::Pairs(p) => p.validate("data.pairs"),
         }
     }
 }
@@ -792,9 +824,60 @@ impl Config {
             self.loss.contrastive
         );
         ensure!(
+            self.loss.positives == Positives::Label || self.train.pairs == PairMode::InBatch,
+            "`loss.positives: pair` needs `train.pairs: in_batch` (sampled pairs are drawn by label)"
+        );
+        ensure!(
+            self.eval.relevance != Some(RelevanceMode::Pair) || self.eval.protocol == Protocol::TestVsTest,
+            "`eval.relevance: pair` needs `eval.protocol: test_vs_test` (a test item's own pair is not in the \
+             train split)"
+        );
+        ensure!(
             self.eval.ranking != Ranking::Classifier || self.loss.label > 0.0,
             "`eval.ranking: classifier` ranks by the label classifier, which only exists with `loss.label` > 0 (got {})",
             self.loss.label
+        );
+        Ok(())
+    }
+
+    /// The settings that need class labels, refused for a dataset without them (`classes`
+    /// = 0), each with the key to change.
+    pub fn check_labels(&self, classes: usize) -> Result<()> {
+        if classes > 0 {
+            return Ok(());
+        }
+        let why = "the dataset has no class labels";
+        ensure!(
+            self.train.pairs == PairMode::InBatch,
+            "`train.pairs: sampled` draws pairs by class label, and {why}; use `train.pairs: in_batch` with \
+             `loss.positives: pair`"
+        );
+        ensure!(
+            self.loss.positives == Positives::Pair,
+            "`loss.positives: label` makes items that share a label positives, and {why}; set \
+             `loss.positives: pair` (each item's own text and image)"
+        );
+        ensure!(
+            self.loss.label == 0.0,
+            "`loss.label` = {} trains a label classifier, and {why}; set it to 0",
+            self.loss.label
+        );
+        ensure!(
+            self.eval.ranking == Ranking::Scorer,
+            "`eval.ranking: {}` ranks by class posteriors, and {why}; use `eval.ranking: scorer`",
+            match self.eval.ranking {
+                Ranking::ClassPosterior => "class_posterior",
+                _ => "classifier",
+            }
+        );
+        ensure!(
+            self.eval.relevance != Some(RelevanceMode::Label),
+            "`eval.relevance: label` finds items that share a label, and {why}; use `eval.relevance: pair`"
+        );
+        ensure!(
+            self.eval.protocol == Protocol::TestVsTest,
+            "`eval.protocol: test_vs_train` cannot score pairs (a test item's pair is not in the train split), \
+             and {why}; use `eval.protocol: test_vs_test`"
         );
         Ok(())
     }
