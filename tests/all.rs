@@ -14,6 +14,7 @@ mod layout_tests;
 mod listed_tests;
 mod map_tests;
 mod nus_synth_tests;
+mod pairs_tests;
 mod pascal_nus_tests;
 mod recall_tests;
 mod retrieve_tests;

@@ -126,8 +126,30 @@ pub fn read_rows(path: &Path) -> Result<Vec<PairRow>> {
     }
 }
 
+/// The row (1-based, the header is row 1) where a quote opens that is never closed; the
+/// CSV reader would otherwise read the rest of the file into that field.
+fn unclosed_quote(bytes: &[u8]) -> Option<usize> {
+    let (mut in_quote, mut row, mut opened) = (false, 1, 0);
+    for &b in bytes {
+        match b {
+            b'"' => {
+                in_quote = !in_quote;
+                if in_quote {
+                    opened = row;
+                }
+            }
+            b'\n' if !in_quote => row += 1,
+            _ => {}
+        }
+    }
+    in_quote.then_some(opened)
+}
+
 fn read_csv(bytes: &[u8], path: &Path) -> Result<Vec<PairRow>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Some(row) = unclosed_quote(bytes) {
+        bail!("pairs file {} row {row}: a quote opens here and is never closed (a malformed quote)", path.display());
+    }
     let mut r = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(bytes);
     let header = r.byte_headers().with_context(|| format!("pairs file {}: cannot read the header", path.display()))?;
     let mut cols: HashMap<&str, usize> = HashMap::new();
