@@ -336,6 +336,48 @@ pub struct TrainConfig {
     /// test and the export then use the averaged weights. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
+    /// The validation figure that selects the best epoch, stops early and ranks sweep
+    /// settings: mean MAP@all (`map`), or Recall@1, @5, @10 averaged over both directions
+    /// (`r1`, `r5`, `r10`). Absent: `map`.
+    #[serde(default, skip_serializing_if = "SelectOn::is_map")]
+    pub select_on: SelectOn,
+}
+
+/// `train.select_on`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectOn {
+    #[default]
+    Map,
+    R1,
+    R5,
+    R10,
+}
+
+impl SelectOn {
+    pub fn is_map(&self) -> bool {
+        *self == SelectOn::Map
+    }
+
+    /// The figure in words (`mean MAP@all`, `mean R@1`).
+    pub fn label(self) -> &'static str {
+        match self {
+            SelectOn::Map => "mean MAP@all",
+            SelectOn::R1 => "mean R@1",
+            SelectOn::R5 => "mean R@5",
+            SelectOn::R10 => "mean R@10",
+        }
+    }
+
+    /// The metrics-file tags of its two directions (`val/map_i2t`, `val/r1_i2t`).
+    pub fn direction_tags(self) -> [&'static str; 2] {
+        match self {
+            SelectOn::Map => ["val/map_i2t", "val/map_t2i"],
+            SelectOn::R1 => ["val/r1_i2t", "val/r1_t2i"],
+            SelectOn::R5 => ["val/r5_i2t", "val/r5_t2i"],
+            SelectOn::R10 => ["val/r10_i2t", "val/r10_t2i"],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]

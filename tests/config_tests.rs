@@ -74,6 +74,7 @@ fn pairs_and_relevance_keys_are_checked() {
         ("loss.positives=diagonal", "loss.positives"),
         ("eval.relevence=pair", "relevence"),
         ("eval.relevance=instance", "eval.relevance"),
+        ("train.select_on=r2", "train.select_on"),
     ] {
         let e = err(&[base(), Layer::from_set(set).unwrap()]);
         assert!(e.contains(key), "{set}: {e}");

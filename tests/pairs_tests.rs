@@ -212,3 +212,30 @@ fn unlabelled_pairs_train_search_embed_report() {
     let report = tgcn::run::report::report(std::slice::from_ref(&s.run)).unwrap();
     assert!(report.contains("| test_vs_test (pair) |") && report.contains("| R@1 |"), "{report}");
 }
+
+/// `train.select_on: r1` selects the epoch with the best validation mean Recall@1, and a
+/// sweep trial reads its two directions from the metrics file.
+#[test]
+fn selection_on_recall_at_1() {
+    let root = temp_dir("pairs_select_r1");
+    let cfg = example_cfg(&["train.select_on=r1", "train.eval_every=2"]);
+    let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
+    assert_eq!(s.selected_on, tgcn::config::SelectOn::R1);
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(s.run.join("metrics.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let r1: Vec<(usize, f64)> = rows
+        .iter()
+        .filter(|r| r[2] == "val/r1_mean" && r[1] != "0")
+        .map(|r| (r[1].parse().unwrap(), r[3].parse().unwrap()))
+        .collect();
+    assert_eq!(r1.len(), 3, "epochs 2, 4, 6 (epoch 0 is the untrained model)");
+    // The first epoch with the highest R@1 is the one kept.
+    let best = r1.iter().fold(r1[0], |b, &x| if x.1 > b.1 { x } else { b });
+    assert_eq!((s.best_epoch, s.best_val_map_mean), best, "{r1:?}");
+    let table = tgcn::train::test_eval::report_table("pairs", false, &s.test, Some(&s));
+    assert!(table.contains("(val mean R@1 "), "{table}");
+}

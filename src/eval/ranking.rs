@@ -373,6 +373,16 @@ impl Retrieval {
     pub fn recall_mean(&self, k: usize) -> f64 {
         (self.i2t.recall_at(k).unwrap_or(0.0) + self.t2i.recall_at(k).unwrap_or(0.0)) / 2.0
     }
+    /// The figure `train.select_on` selects on (higher is better).
+    pub fn select_score(&self, on: crate::config::SelectOn) -> f64 {
+        use crate::config::SelectOn;
+        match on {
+            SelectOn::Map => self.map_all_mean(),
+            SelectOn::R1 => self.recall_mean(1),
+            SelectOn::R5 => self.recall_mean(5),
+            SelectOn::R10 => self.recall_mean(10),
+        }
+    }
     /// Median rank averaged over both directions.
     pub fn median_rank_mean(&self) -> f64 {
         (self.i2t.median_rank + self.t2i.median_rank) / 2.0

@@ -450,7 +450,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
          items; train the chosen setting with `tgcn train` for a report",
         run.path.display()
     );
-    let Summary { test, untrained_test: untrained, best_val_map_mean, .. } = summary;
+    let Summary { test, untrained_test: untrained, best_val_map_mean, selected_on, .. } = summary;
     let cfg = &t.cfg;
 
     let mut h = String::new();
@@ -496,7 +496,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         ),
         ("loss", loss_terms(cfg, t.data.multi_label)),
         ("training", training_schedule(cfg)),
-        ("checkpoint", format!("{} (best validation mean MAP@all {:.4})", t.describe(), best_val_map_mean)),
+        ("checkpoint", format!("{} (best validation {} {:.4})", t.describe(), selected_on.label(), best_val_map_mean)),
     ] {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
     }

@@ -122,8 +122,9 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
             format!("untrained {} mean MAP@all {:.4}", u.protocol, u.map_all_mean())
         });
         out += &format!(
-            "{untrained}; best epoch {} (val mean MAP@all {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
+            "{untrained}; best epoch {} (val {} {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
             s.best_epoch,
+            s.selected_on.label(),
             s.best_val_map_mean,
             s.refit_epochs
                 .map_or(String::new(), |e| format!(", tested after a refit on train ∪ validation for {e} epochs")),
