@@ -176,7 +176,7 @@ fn settings_that_need_labels_are_refused() {
 #[test]
 fn unlabelled_pairs_train_search_embed_report() {
     let root = temp_dir("pairs_unlabelled");
-    let cfg = example_cfg(&[]);
+    let cfg = example_cfg(&["export.enabled=true"]);
     let s = tgcn::train::train(&cfg, &root, &Default::default()).unwrap().summary().unwrap();
     assert_eq!(s.test.len(), 1, "pair relevance: test vs test only");
     let t = &s.test[0];
@@ -209,6 +209,9 @@ fn unlabelled_pairs_train_search_embed_report() {
     tgcn::retrieve::embed::write_embeddings(&trained, &[tgcn::data::Split::Test], &out).unwrap();
     let html = std::fs::read_to_string(tgcn::retrieve::html::write_report(&s.run).unwrap()).unwrap();
     assert!(html.contains("class=\"recalls\"") && html.contains("own pair"), "the HTML report's recall table");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.run.join("export/manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["metrics_at_export"][0]["relevance"], "pair", "{manifest}");
     let report = tgcn::run::report::report(std::slice::from_ref(&s.run)).unwrap();
     assert!(report.contains("| test_vs_test (pair) |") && report.contains("| R@1 |"), "{report}");
 }

@@ -53,12 +53,16 @@ pub struct PairsConfig {
     pub file: PathBuf,
     /// A `.npy` image feature matrix beside its `.ids.txt`, keyed by image file stem (or by
     /// `id` when there is no `image` column); set for you by `data.from_images`.
-    #[serde(default, skip_serializing_if = "crate::config::is_empty_path")]
+    #[serde(default, skip_serializing_if = "is_empty_path")]
     pub image_features: PathBuf,
     /// Train, val and test proportions of the seeded split (when there is no `split` column).
     #[serde(default = "default_split")]
     pub split: [usize; 3],
     pub on_missing: OnMissing,
+}
+
+fn is_empty_path(p: &Path) -> bool {
+    p.as_os_str().is_empty()
 }
 
 fn default_split() -> [usize; 3] {
@@ -327,7 +331,7 @@ pub fn load_counted(cfg: &PairsConfig, tok: &Tokenizer, seed: u64) -> Result<(Da
             );
         }
         // The image's features: by the image's file stem, or by the id without an image column.
-        let key = row.image.as_deref().map_or_else(|| row.id.clone(), crate::prepare::images::image_stem);
+        let key = row.image.as_deref().map_or_else(|| row.id.clone(), crate::data::features::image_stem);
         let Some(&f) = feat_row.get(key.as_str()) else {
             let what = match &row.image {
                 Some(img) => format!("image {img} has no features (the file is missing or could not be read)"),
