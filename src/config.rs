@@ -70,6 +70,9 @@ pub struct DataConfig {
     /// NUS-WIDE layout and subset; required when `dataset: nus-wide`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nus_wide: Option<crate::data::nus_wide::NusWideConfig>,
+    /// Your own pairs, one CSV or JSONL file; required when `dataset: pairs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<crate::data::pairs::PairsConfig>,
 }
 
 /// The active dataset's block of `data`: the one place that maps `data.dataset` to the
@@ -80,6 +83,7 @@ pub enum DatasetBlock<'a> {
     Listed(&'a crate::data::listed::ListedConfig),
     Pascal(&'a crate::data::pascal::PascalConfig),
     NusWide(&'a crate::data::nus_wide::NusWideConfig),
+    Pairs(&'a crate::data::pairs::PairsConfig),
 }
 
 impl DataConfig {
@@ -90,6 +94,7 @@ impl DataConfig {
             DatasetKind::EngWiki | DatasetKind::Tvgraz | DatasetKind::ChWiki => "listed",
             DatasetKind::Pascal => "pascal",
             DatasetKind::NusWide => "nus_wide",
+            DatasetKind::Pairs => "pairs",
         }
     }
 
@@ -102,6 +107,7 @@ impl DataConfig {
             }
             DatasetKind::Pascal => self.pascal.as_ref().map(DatasetBlock::Pascal),
             DatasetKind::NusWide => self.nus_wide.as_ref().map(DatasetBlock::NusWide),
+            DatasetKind::Pairs => self.pairs.as_ref().map(DatasetBlock::Pairs),
         };
         block.ok_or_else(|| {
             anyhow!("`data.{}` is required when `data.dataset` is {}", self.block_key(), self.dataset.name())
@@ -115,6 +121,7 @@ impl DataConfig {
             DatasetBlock::Listed(l) => Some(&l.root),
             DatasetBlock::Pascal(p) => Some(&p.root),
             DatasetBlock::NusWide(n) => Some(&n.root),
+            DatasetBlock::Pairs(p) => Some(&p.root),
         }
     }
 
@@ -128,6 +135,7 @@ impl DataConfig {
             }
             DatasetKind::Pascal => self.pascal.as_mut().expect("checked by block()").root = root,
             DatasetKind::NusWide => self.nus_wide.as_mut().expect("checked by block()").root = root,
+            DatasetKind::Pairs => self.pairs.as_mut().expect("checked by block()").root = root,
         }
         Ok(())
     }
@@ -163,6 +171,7 @@ impl DataConfig {
                 self.nus_wide.as_mut().expect("checked by block()").image_features =
                     crate::data::nus_wide::NusFeatures::Npy { path }
             }
+            DatasetKind::Pairs => self.pairs.as_mut().expect("checked by block()").image_features = path,
         }
         Ok(())
     }
@@ -192,6 +201,7 @@ pub enum DatasetKind {
     Pascal,
     Tvgraz,
     ChWiki,
+    Pairs,
 }
 
 impl DatasetKind {
@@ -203,6 +213,7 @@ impl DatasetKind {
             DatasetKind::Pascal => "pascal",
             DatasetKind::Tvgraz => "tvgraz",
             DatasetKind::ChWiki => "ch-wiki",
+            DatasetKind::Pairs => "pairs",
         }
     }
 }
@@ -262,6 +273,26 @@ pub struct LossConfig {
     /// image embedding, as the scorer compares them (`train.pairs: in_batch` only).
     #[serde(default, skip_serializing_if = "crate::files::is_zero")]
     pub invariance: f64,
+    /// Which in-batch pairs are positives (the global and contrastive terms): items that
+    /// share a label (`label`), or only each item's own text and image, the diagonal of the
+    /// batch (`pair`, CLIP-style, no labels needed).
+    #[serde(default, skip_serializing_if = "Positives::is_label")]
+    pub positives: Positives,
+}
+
+/// `loss.positives`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Positives {
+    #[default]
+    Label,
+    Pair,
+}
+
+impl Positives {
+    fn is_label(&self) -> bool {
+        *self == Positives::Label
+    }
 }
 
 // Defaults that are left out of the saved YAML, so that configs written before these keys
@@ -321,6 +352,48 @@ pub struct TrainConfig {
     /// test and the export then use the averaged weights. Absent: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<f64>,
+    /// The validation figure that selects the best epoch, stops early and ranks sweep
+    /// settings: mean MAP@all (`map`), or Recall@1, @5, @10 averaged over both directions
+    /// (`r1`, `r5`, `r10`). Absent: `map`.
+    #[serde(default, skip_serializing_if = "SelectOn::is_map")]
+    pub select_on: SelectOn,
+}
+
+/// `train.select_on`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectOn {
+    #[default]
+    Map,
+    R1,
+    R5,
+    R10,
+}
+
+impl SelectOn {
+    pub fn is_map(&self) -> bool {
+        *self == SelectOn::Map
+    }
+
+    /// The figure in words (`mean MAP@all`, `mean R@1`).
+    pub fn label(self) -> &'static str {
+        match self {
+            SelectOn::Map => "mean MAP@all",
+            SelectOn::R1 => "mean R@1",
+            SelectOn::R5 => "mean R@5",
+            SelectOn::R10 => "mean R@10",
+        }
+    }
+
+    /// The metrics-file tags of its two directions (`val/map_i2t`, `val/r1_i2t`).
+    pub fn direction_tags(self) -> [&'static str; 2] {
+        match self {
+            SelectOn::Map => ["val/map_i2t", "val/map_t2i"],
+            SelectOn::R1 => ["val/r1_i2t", "val/r1_t2i"],
+            SelectOn::R5 => ["val/r5_i2t", "val/r5_t2i"],
+            SelectOn::R10 => ["val/r10_i2t", "val/r10_t2i"],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -365,6 +438,37 @@ pub struct EvalConfig {
     /// τ of the class posteriors, softmax(cos(e, μ_c) / τ); only with `ranking: class_posterior`.
     #[serde(default = "default_posterior_temperature", skip_serializing_if = "is_default_posterior_temperature")]
     pub posterior_temperature: f64,
+    /// What a query finds relevant: items sharing a label (`label`, class-level), or only
+    /// its own pair (`pair`, instance-level). Absent: `label` where the dataset has labels,
+    /// `pair` where it has none. MAP, precision, Recall@K and the median rank all follow it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<RelevanceMode>,
+}
+
+/// `eval.relevance`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RelevanceMode {
+    /// Database items that share a label with the query.
+    Label,
+    /// The query's own pair only (the item at the query's index in the same split).
+    Pair,
+}
+
+impl RelevanceMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelevanceMode::Label => "label",
+            RelevanceMode::Pair => "pair",
+        }
+    }
+}
+
+impl EvalConfig {
+    /// `eval.relevance`, or its default for a dataset with `classes` labels.
+    pub fn relevance_for(&self, classes: usize) -> RelevanceMode {
+        self.relevance.unwrap_or(if classes == 0 { RelevanceMode::Pair } else { RelevanceMode::Label })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -446,6 +550,7 @@ impl DataConfig {
             DatasetBlock::Listed(l) => l.validate().context("`data.listed`"),
             DatasetBlock::Pascal(p) => p.validate("data.pascal"),
             DatasetBlock::NusWide(n) => n.validate("data.nus_wide"),
+            DatasetBlock::Pairs(p) => p.validate("data.pairs"),
         }
     }
 }
@@ -782,9 +887,60 @@ impl Config {
             self.loss.contrastive
         );
         ensure!(
+            self.loss.positives == Positives::Label || self.train.pairs == PairMode::InBatch,
+            "`loss.positives: pair` needs `train.pairs: in_batch` (sampled pairs are drawn by label)"
+        );
+        ensure!(
+            self.eval.relevance != Some(RelevanceMode::Pair) || self.eval.protocol == Protocol::TestVsTest,
+            "`eval.relevance: pair` needs `eval.protocol: test_vs_test` (a test item's own pair is not in the \
+             train split)"
+        );
+        ensure!(
             self.eval.ranking != Ranking::Classifier || self.loss.label > 0.0,
             "`eval.ranking: classifier` ranks by the label classifier, which only exists with `loss.label` > 0 (got {})",
             self.loss.label
+        );
+        Ok(())
+    }
+
+    /// The settings that need class labels, refused for a dataset without them (`classes`
+    /// = 0), each with the key to change.
+    pub fn check_labels(&self, classes: usize) -> Result<()> {
+        if classes > 0 {
+            return Ok(());
+        }
+        let why = "the dataset has no class labels";
+        ensure!(
+            self.train.pairs == PairMode::InBatch,
+            "`train.pairs: sampled` draws pairs by class label, and {why}; use `train.pairs: in_batch` with \
+             `loss.positives: pair`"
+        );
+        ensure!(
+            self.loss.positives == Positives::Pair,
+            "`loss.positives: label` makes items that share a label positives, and {why}; set \
+             `loss.positives: pair` (each item's own text and image)"
+        );
+        ensure!(
+            self.loss.label == 0.0,
+            "`loss.label` = {} trains a label classifier, and {why}; set it to 0",
+            self.loss.label
+        );
+        ensure!(
+            self.eval.ranking == Ranking::Scorer,
+            "`eval.ranking: {}` ranks by class posteriors, and {why}; use `eval.ranking: scorer`",
+            match self.eval.ranking {
+                Ranking::ClassPosterior => "class_posterior",
+                _ => "classifier",
+            }
+        );
+        ensure!(
+            self.eval.relevance != Some(RelevanceMode::Label),
+            "`eval.relevance: label` finds items that share a label, and {why}; use `eval.relevance: pair`"
+        );
+        ensure!(
+            self.eval.protocol == Protocol::TestVsTest,
+            "`eval.protocol: test_vs_train` cannot score pairs (a test item's pair is not in the train split), \
+             and {why}; use `eval.protocol: test_vs_test`"
         );
         Ok(())
     }

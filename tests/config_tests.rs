@@ -65,6 +65,31 @@ fn unknown_key_names_key_and_source() {
     assert!(e.contains("kk") && e.contains("bad.yaml"), "{e}");
 }
 
+/// The keys of your own pairs and instance-level retrieval: a misspelling or a bad value
+/// is an error that names the key; their defaults leave an existing config's hash alone.
+#[test]
+fn pairs_and_relevance_keys_are_checked() {
+    for (set, key) in [
+        ("loss.positive=pair", "positive"),
+        ("loss.positives=diagonal", "loss.positives"),
+        ("eval.relevence=pair", "relevence"),
+        ("eval.relevance=instance", "eval.relevance"),
+        ("train.select_on=r2", "train.select_on"),
+    ] {
+        let e = err(&[base(), Layer::from_set(set).unwrap()]);
+        assert!(e.contains(key), "{set}: {e}");
+    }
+    let example = Layer::from_file(&crate::common::project_root().join("configs/pairs-example.yaml")).unwrap();
+    let e = err(&[example.clone(), Layer::from_set("data.pairs.fle=x.csv").unwrap()]);
+    assert!(e.contains("fle") && e.contains("data.pairs"), "{e}");
+    let e = err(&[example, Layer::from_set("data.pairs.file=pairs.tsv").unwrap()]);
+    assert!(e.contains("data.pairs.file") && e.contains(".jsonl"), "{e}");
+    // Defaults are not written: configs from before these keys keep their hash.
+    let cfg = tgcn::config::Config::from_layers(&[base()]).unwrap();
+    let yaml = cfg.to_yaml().unwrap();
+    assert!(!yaml.contains("positives") && !yaml.contains("relevance"), "{yaml}");
+}
+
 #[test]
 fn bad_type_names_key() {
     let e = err(&[base(), Layer::from_set("train.epochs=many").unwrap()]);

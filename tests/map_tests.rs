@@ -65,6 +65,7 @@ fn eval_cfg(k: usize, chunk: usize) -> EvalConfig {
         chunk,
         ranking: Default::default(),
         posterior_temperature: 0.1,
+        relevance: None,
     }
 }
 

@@ -281,6 +281,7 @@ fn rank_row(device: Device, opts: &BenchOptions, rows: &mut Rows) -> Result<()> 
         chunk,
         ranking: Default::default(),
         posterior_temperature: 0.1,
+        relevance: None,
     };
     let score = |i: &Tensor| q.index_select(0, i).mm(&db.tr());
     let rank = |n: usize| crate::eval::rank(score, n, &ql, &dl, &ecfg).map(|_| sync(device));

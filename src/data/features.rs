@@ -14,6 +14,12 @@ pub struct Features {
     pub data: Vec<f32>,
 }
 
+/// The dataset id of an image file: its file stem, surrounding spaces trimmed
+/// (`art/22 .jpg` → `22`: some downloads put a space before the extension).
+pub fn image_stem(id: &str) -> String {
+    Path::new(id).file_stem().map_or_else(|| id.to_string(), |s| s.to_string_lossy().into_owned()).trim().to_string()
+}
+
 /// The id list that belongs to a `.npy` file.
 pub fn ids_path(npy: &Path) -> PathBuf {
     npy.with_extension("ids.txt")

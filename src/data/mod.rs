@@ -16,6 +16,7 @@ pub mod tokenize;
 pub mod listed;
 pub mod pascal;
 pub mod nus_wide;
+pub mod pairs;
 
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,7 @@ impl WordVectors {
 #[derive(Debug, Clone)]
 pub struct Dataset {
     pub name: String,
+    /// Class names; empty for an unlabelled dataset (then every item's `labels` is empty).
     pub classes: Vec<String>,
     /// True when an item may carry several labels (relevance = sharing one).
     pub multi_label: bool,
@@ -126,7 +128,13 @@ impl Dataset {
             anyhow::bail!("dataset {}: item {} has a non-finite image feature", self.name, item.id);
         }
         for it in &self.items {
-            ensure!(!it.labels.is_empty(), "dataset {}: item {} has no label", self.name, it.id);
+            // An unlabelled dataset (no classes: your own pairs) has no labels at all.
+            ensure!(
+                !it.labels.is_empty() || self.classes.is_empty(),
+                "dataset {}: item {} has no label",
+                self.name,
+                it.id
+            );
             for &l in &it.labels {
                 ensure!(
                     l < self.classes.len(),
@@ -138,7 +146,7 @@ impl Dataset {
                 );
             }
             ensure!(
-                self.multi_label || it.labels.len() == 1,
+                self.multi_label || it.labels.len() == 1 || self.classes.is_empty(),
                 "dataset {}: item {} has {} labels in a single-label dataset",
                 self.name,
                 it.id,

@@ -10,6 +10,16 @@
 //! Precision@k is (relevant in top k)/k; the 11-point curve is the interpolated precision
 //! max_{r' ≥ r} P(r') at recall r = 0, 0.1, …, 1, averaged over queries that have at least
 //! one relevant item.
+//!
+//! Instance-level figures come from the same positions: a query's rank is the 1-based
+//! position of its first relevant item in that stable order. Recall@K is the share of
+//! queries whose rank is at most K; the median rank is numpy's median of the ranks (the
+//! mean of the two middle ranks for an even count). Under `eval.relevance: pair` the one
+//! relevant item is the query's own pair, so these are the Flickr30k/MS-COCO figures;
+//! under `label` they are "a same-label item within the top K" (hit rate). Ties in score
+//! follow database order, as for MAP: an item tied with its query's pair ranks above it
+//! when it comes first in the database. A query with nothing relevant counts as a miss at
+//! every K and takes rank n + 1 (one past the end) in the median.
 
 /// AP over `rel` (relevance in rank order), cut at `k` (None = the whole list).
 pub fn average_precision(rel: &[bool], k: Option<usize>) -> f64 {
@@ -63,6 +73,23 @@ pub fn interpolated_pr11(rel: &[bool]) -> Option<[f64; 11]> {
     Some(out)
 }
 
+/// The cut-offs of Recall@K.
+pub const RECALL_AT: [usize; 3] = [1, 5, 10];
+
+/// numpy's median of `ranks` (sorted here); 0 for no ranks.
+pub fn median(ranks: &mut [usize]) -> f64 {
+    if ranks.is_empty() {
+        return 0.0;
+    }
+    ranks.sort_unstable();
+    let m = ranks.len() / 2;
+    if ranks.len() % 2 == 1 {
+        ranks[m] as f64
+    } else {
+        (ranks[m - 1] + ranks[m]) as f64 / 2.0
+    }
+}
+
 /// Means of the ranking metrics over queries of one direction.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RankStats {
@@ -75,6 +102,20 @@ pub struct RankStats {
     pub pr11: [f64; 11],
     /// Queries with no relevant item in the database (AP 0, left out of the PR curve).
     pub no_relevant: usize,
+    /// (K, share of queries whose first relevant item ranks within the top K), K in
+    /// [`RECALL_AT`]. Empty in summaries written before these figures existed.
+    #[serde(default)]
+    pub recall: Vec<(usize, f64)>,
+    /// Median over queries of the 1-based rank of the first relevant item.
+    #[serde(default)]
+    pub median_rank: f64,
+}
+
+impl RankStats {
+    /// Recall@`k`, if it was computed.
+    pub fn recall_at(&self, k: usize) -> Option<f64> {
+        self.recall.iter().find(|(c, _)| *c == k).map(|(_, r)| *r)
+    }
 }
 
 /// One query's contribution to each sum of a [`RankAccumulator`].
@@ -86,6 +127,10 @@ pub struct QueryTerms {
     pub precision: Vec<f64>,
     /// The 11-point curve; None when nothing is relevant.
     pub pr11: Option<[f64; 11]>,
+    /// 1-based rank of the first relevant item; None when nothing is relevant.
+    pub rank: Option<usize>,
+    /// Items ranked (n of the query's ranking).
+    pub n: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +143,10 @@ pub struct RankAccumulator {
     sum_p: Vec<f64>,
     sum_pr: [f64; 11],
     n_pr: usize,
+    /// Each query's first-relevant rank, in query order (n + 1 when nothing is relevant).
+    ranks: Vec<usize>,
+    /// Per cut of [`RECALL_AT`]: queries with a relevant item within it.
+    recall_hits: [usize; RECALL_AT.len()],
     /// Scratch of `push`: precision at each relevant rank, and hits within the top r + 1
     /// for r below the largest precision cut.
     hit_precision: Vec<f64>,
@@ -115,6 +164,8 @@ impl RankAccumulator {
             sum_p: vec![0.0; scope.len()],
             sum_pr: [0.0; 11],
             n_pr: 0,
+            ranks: Vec::new(),
+            recall_hits: [0; RECALL_AT.len()],
             hit_precision: Vec::new(),
             hits_prefix: Vec::new(),
         }
@@ -135,6 +186,7 @@ impl RankAccumulator {
         self.hit_precision.clear();
         self.hits_prefix.clear();
         let max_cut = self.scope.iter().copied().max().unwrap_or(0);
+        self.add_rank(rel.iter().position(|&r| r).map(|p| p + 1), rel.len());
         for (r, &is_rel) in rel.iter().enumerate() {
             if r == cut_k {
                 (hits_k, sum_k) = (hits, sum);
@@ -230,12 +282,21 @@ impl RankAccumulator {
             }
             pr11 = Some(out);
         }
-        QueryTerms { ap_all, ap_k, precision, pr11 }
+        QueryTerms { ap_all, ap_k, precision, pr11, rank: positions.first().map(|p| p + 1), n }
     }
 
     /// Adds one query's terms ([`RankAccumulator::terms`]).
+    /// Counts one query's first-relevant rank (None: nothing relevant among `n` items).
+    fn add_rank(&mut self, rank: Option<usize>, n: usize) {
+        self.ranks.push(rank.unwrap_or(n + 1));
+        for (h, &k) in self.recall_hits.iter_mut().zip(&RECALL_AT) {
+            *h += rank.is_some_and(|r| r <= k) as usize;
+        }
+    }
+
     pub fn add(&mut self, t: &QueryTerms) {
         self.n += 1;
+        self.add_rank(t.rank, t.n);
         self.sum_all += t.ap_all;
         self.sum_k += t.ap_k;
         for (s, p) in self.sum_p.iter_mut().zip(&t.precision) {
@@ -262,6 +323,8 @@ impl RankAccumulator {
             precision_scope: self.scope.iter().zip(&self.sum_p).map(|(&k, &s)| (k, s / n)).collect(),
             pr11,
             no_relevant: self.n - self.n_pr,
+            recall: RECALL_AT.iter().zip(&self.recall_hits).map(|(&k, &h)| (k, h as f64 / n)).collect(),
+            median_rank: median(&mut self.ranks.clone()),
         }
     }
 }

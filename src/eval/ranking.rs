@@ -4,7 +4,7 @@
 //! sort (ties keep database order); relevance (sharing a label) is gathered in rank order
 //! and handed to the pure-Rust [`RankAccumulator`](crate::eval::map::RankAccumulator).
 
-use crate::config::{EvalConfig, Protocol, Ranking};
+use crate::config::{EvalConfig, Protocol, Ranking, RelevanceMode};
 use crate::eval::map::{QueryTerms, RankAccumulator, RankStats};
 use crate::eval::positions::{masks, positions_of, Relevance, RowRanker};
 use crate::eval::posterior::{ClassMeans, ClassifierPosterior};
@@ -185,16 +185,48 @@ where
     })
 }
 
-/// Relevance (sharing a label) of the query rows `idx` against the database, in the
-/// stable descending order of their `scores`, row after row: `[len × n_db]`.
-fn relevance_in_rank_order(q_labels: &Tensor, idx: &Tensor, db_lab_t: &Tensor, scores: &Tensor) -> Result<Vec<bool>> {
-    let rel = q_labels.index_select(0, idx).mm(db_lab_t).gt(0.5).gather(1, &ranking_order(scores), false);
+/// Relevance of the query rows `idx` against the database, in the stable descending order
+/// of their `scores`, row after row: `[len × n_db]`. Sharing a label, or under
+/// `pair` relevance (`db_lab_t` None) being the database item at the query's own index.
+fn relevance_in_rank_order(
+    q_labels: &Tensor,
+    idx: &Tensor,
+    db_lab_t: Option<&Tensor>,
+    scores: &Tensor,
+) -> Result<Vec<bool>> {
+    let order = ranking_order(scores);
+    let rel = match db_lab_t {
+        Some(db_lab_t) => q_labels.index_select(0, idx).mm(db_lab_t).gt(0.5).gather(1, &order, false),
+        None => order.eq_tensor(&idx.unsqueeze(1)), // [len, n_db]
+    };
     let rel: Vec<u8> = Vec::try_from(rel.to_kind(Kind::Uint8).to_device(Device::Cpu).flatten(0, -1))?;
     Ok(rel.into_iter().map(|r| r != 0).collect())
 }
 
+/// Which relevance `rank` applies (`eval.relevance`, resolved for the database's classes),
+/// checked against what the data allows: `label` needs labels, `pair` a database that is
+/// the queries' own split.
+fn resolve_relevance(cfg: &EvalConfig, classes: usize, n_queries: usize, n_db: usize) -> Result<RelevanceMode> {
+    let mode = cfg.relevance_for(classes);
+    match mode {
+        RelevanceMode::Label => anyhow::ensure!(
+            classes > 0,
+            "`eval.relevance: label` needs class labels, and this dataset has none; use `eval.relevance: pair` \
+             (a query's own pair is its one relevant item)"
+        ),
+        RelevanceMode::Pair => anyhow::ensure!(
+            n_queries == n_db,
+            "`eval.relevance: pair` ranks each query's own pair, so the database must be the queries' split; \
+             got {n_queries} queries against {n_db} items (the test_vs_train protocol has no pairs to find)"
+        ),
+    }
+    Ok(mode)
+}
+
 /// Ranks `db` for every query. `score(q_chunk) -> [chunk, n_db]`, `cfg.chunk` queries
-/// at a time, so memory stays at chunk × database.
+/// at a time, so memory stays at chunk × database. Relevance is `eval.relevance`
+/// ([`EvalConfig::relevance_for`]): sharing a label, or the query's own pair (query i and
+/// database item i), where the database is the queries' own split.
 ///
 /// On the CPU the rows of a chunk are split over the cores; each row yields the positions
 /// of its relevant items ([`RowRanker`]) without a sort of the whole row, and relevance
@@ -209,22 +241,35 @@ where
 {
     let mut acc = RankAccumulator::new(cfg.k, &cfg.scope);
     let classes = db_labels.size().get(1).copied().unwrap_or(0) as usize;
+    let n_db = db_labels.size().first().copied().unwrap_or(0) as usize;
+    let pair = resolve_relevance(cfg, classes, n_queries, n_db)? == RelevanceMode::Pair;
     let host = |t: &Tensor| -> Result<Vec<f32>> {
         Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().flatten(0, -1))?)
     };
-    let mut relevance = match q_labels.device() {
-        Device::Cpu => Relevance::new(&host(db_labels)?, classes),
-        _ => None,
+    let on_cpu = q_labels.device() == Device::Cpu;
+    let mut relevance = match on_cpu && !pair {
+        true => Relevance::new(&host(db_labels)?, classes),
+        false => None,
     };
     let q_masks = match relevance {
         Some(_) => masks(&host(q_labels)?, classes),
         None => Vec::new(),
     };
-    let db_lab_t = db_labels.tr();
+    let db_lab_t = (!pair).then(|| db_labels.tr());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for_each_chunk(score, n_queries, cfg.chunk, q_labels.device(), |start, idx, s| {
         let (len, n_db) = (s.size()[0] as usize, s.size()[1] as usize);
         let terms = match relevance.as_mut() {
+            _ if pair && on_cpu => {
+                let s = s.to_kind(Kind::Float).contiguous();
+                // SAFETY: as below.
+                let scores = unsafe { std::slice::from_raw_parts(s.data_ptr() as *const f32, len * n_db) };
+                rows_in_parallel(len, threads, |row, ranker, positions, scratch| {
+                    let own = [(start + row) as u32];
+                    ranker.relevant_positions(&scores[row * n_db..(row + 1) * n_db], &own, positions);
+                    acc.terms(positions, n_db, scratch)
+                })
+            }
             Some(rel) => {
                 let s = s.to_kind(Kind::Float).contiguous();
                 // SAFETY: `s` is a contiguous f32 CPU tensor of len × n_db elements that
@@ -243,7 +288,7 @@ where
             }
             None => {
                 // Sorted on the device (or with more than 128 classes): relevance in rank order.
-                let rel = relevance_in_rank_order(q_labels, idx, &db_lab_t, &s)?;
+                let rel = relevance_in_rank_order(q_labels, idx, db_lab_t.as_ref(), &s)?;
                 rows_in_parallel(len, threads, |row, _, positions, scratch| {
                     positions_of(&rel[row * n_db..(row + 1) * n_db], positions);
                     acc.terms(positions, n_db, scratch)
@@ -294,10 +339,13 @@ where
     F: Fn(&Tensor) -> Tensor,
 {
     let mut acc = RankAccumulator::new(cfg.k, &cfg.scope);
-    let db_lab_t = db_labels.tr();
+    let classes = db_labels.size().get(1).copied().unwrap_or(0) as usize;
+    let n_db = db_labels.size().first().copied().unwrap_or(0) as usize;
+    let pair = resolve_relevance(cfg, classes, n_queries, n_db)? == RelevanceMode::Pair;
+    let db_lab_t = (!pair).then(|| db_labels.tr());
     for_each_chunk(score, n_queries, cfg.chunk, q_labels.device(), |_, idx, s| {
         let n_db = s.size()[1] as usize;
-        for row in relevance_in_rank_order(q_labels, idx, &db_lab_t, &s)?.chunks(n_db) {
+        for row in relevance_in_rank_order(q_labels, idx, db_lab_t.as_ref(), &s)?.chunks(n_db) {
             acc.push(row);
         }
         Ok(())
@@ -308,11 +356,37 @@ where
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Retrieval {
     pub protocol: String,
+    /// `eval.relevance` as applied (`label` or `pair`); summaries written before it existed
+    /// were all `label`.
+    #[serde(default = "label_relevance")]
+    pub relevance: String,
     pub i2t: RankStats,
     pub t2i: RankStats,
 }
 
+fn label_relevance() -> String {
+    RelevanceMode::Label.name().to_string()
+}
+
 impl Retrieval {
+    /// Recall@`k` averaged over both directions (0 where it was not computed).
+    pub fn recall_mean(&self, k: usize) -> f64 {
+        (self.i2t.recall_at(k).unwrap_or(0.0) + self.t2i.recall_at(k).unwrap_or(0.0)) / 2.0
+    }
+    /// The figure `train.select_on` selects on (higher is better).
+    pub fn select_score(&self, on: crate::config::SelectOn) -> f64 {
+        use crate::config::SelectOn;
+        match on {
+            SelectOn::Map => self.map_all_mean(),
+            SelectOn::R1 => self.recall_mean(1),
+            SelectOn::R5 => self.recall_mean(5),
+            SelectOn::R10 => self.recall_mean(10),
+        }
+    }
+    /// Median rank averaged over both directions.
+    pub fn median_rank_mean(&self) -> f64 {
+        (self.i2t.median_rank + self.t2i.median_rank) / 2.0
+    }
     pub fn map_all_mean(&self) -> f64 {
         (self.i2t.map_all + self.t2i.map_all) / 2.0
     }
@@ -344,7 +418,9 @@ pub fn retrieval(
         &db.labels,
         cfg,
     )?;
-    Ok(Retrieval { protocol: protocol.to_string(), i2t, t2i })
+    let classes = db.labels.size().get(1).copied().unwrap_or(0) as usize;
+    let relevance = cfg.relevance_for(classes).name().to_string();
+    Ok(Retrieval { protocol: protocol.to_string(), relevance, i2t, t2i })
 }
 
 /// Test queries under `protocol`: against the test set or against the train set, ranked

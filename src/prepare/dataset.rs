@@ -38,7 +38,7 @@ pub fn pre_tokenized(cfg: &Config) -> bool {
     match cfg.data.block() {
         Ok(DatasetBlock::Synthetic(_) | DatasetBlock::NusWide(_)) => true,
         Ok(DatasetBlock::Listed(l)) => l.texts == crate::data::listed::TextSource::TextSeqs,
-        Ok(DatasetBlock::Pascal(_)) | Err(_) => false,
+        Ok(DatasetBlock::Pascal(_) | DatasetBlock::Pairs(_)) | Err(_) => false,
     }
 }
 
@@ -68,6 +68,11 @@ pub fn expected_layout(kind: DatasetKind) -> &'static str {
         DatasetKind::Pascal => {
             "ROOT/pascal_sentences.json (or ROOT/sentence/<class>/<image>.txt), and image features \
              (data.pascal.image_features, a .npy + .ids.txt) or raw images (data.from_images)"
+        }
+        DatasetKind::Pairs => {
+            "ROOT/<data.pairs.file> (a .csv or .jsonl: id, image or a features row, text or text_file, optional \
+             labels and split), the images under ROOT/images (data.from_images) or image features \
+             (data.pairs.image_features)"
         }
         DatasetKind::NusWide => {
             "NUS-WIDE (https://lms.comp.nus.edu.sg/wp-content/uploads/2019/research/nuswide/NUS-WIDE.html): \
@@ -116,6 +121,7 @@ pub fn load_dataset(cfg: &Config, cache: Option<&Path>, device: Device) -> Resul
         DatasetBlock::Listed(l) => crate::data::listed::load(cfg.data.dataset.name(), l, &tokenizer(cfg), cfg.seed)?,
         DatasetBlock::Pascal(p) => crate::data::pascal::load(p, &tokenizer(cfg), cfg.seed)?,
         DatasetBlock::NusWide(n) => crate::data::nus_wide::load(n, cfg.seed)?,
+        DatasetBlock::Pairs(p) => crate::data::pairs::load(p, &tokenizer(cfg), cfg.seed)?,
     };
     if cfg.text.lowercase {
         for item in &mut ds.items {
@@ -145,6 +151,7 @@ pub fn image_source(cfg: &Config) -> String {
             }
             crate::data::nus_wide::NusFeatures::Npy { path } => path.display().to_string(),
         },
+        Ok(DatasetBlock::Pairs(p)) => p.image_features.display().to_string(),
         Err(_) => format!("data.{}.image_features", cfg.data.block_key()),
     }
 }

@@ -21,11 +21,7 @@ pub fn from_images(cfg: &Config) -> Result<Option<crate::config::FromImages>> {
     Ok(Some(fi))
 }
 
-/// The dataset id of an image file: its file stem, surrounding spaces trimmed
-/// (`art/22 .jpg` → `22`: some downloads put a space before the extension).
-pub fn image_stem(id: &str) -> String {
-    Path::new(id).file_stem().map_or_else(|| id.to_string(), |s| s.to_string_lossy().into_owned()).trim().to_string()
-}
+pub use crate::data::features::image_stem;
 
 /// Image id → class names, from the dataset lists where the layout has them (Eng-Wiki,
 /// TVGraz, Ch-Wiki); None for the other layouts.

@@ -7,7 +7,7 @@ use crate::graph::laplacian::{rescaled_laplacian, Coo};
 use crate::graph::word_graph::{Graph, GraphStats};
 use crate::graph::MissingVectors;
 use crate::text::vocab::Vocab;
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -185,6 +185,7 @@ fn snippet(tokens: &[String]) -> String {
 /// the prepared vocabulary and graph (`runs/cache`); None always rebuilds.
 pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Prepared> {
     let ds = load_dataset(cfg, cache, device)?;
+    cfg.check_labels(ds.classes.len()).with_context(|| format!("dataset {}", ds.name))?;
     check_image_features(&ds, &image_source(cfg))?;
     if cfg.data.image_transform == ImageTransform::Sqrt {
         if let Some((i, v)) = ds.images.iter().enumerate().find(|(_, v)| **v < 0.0) {

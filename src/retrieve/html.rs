@@ -342,13 +342,52 @@ fn map_table(test: &[Retrieval], untrained: Option<&Retrieval>) -> String {
     if let Some(u) = untrained {
         s += &row(&format!("untrained, {}", u.protocol), u);
     }
+    s += "</tbody></table>";
+    s + &recall_table(test, untrained)
+}
+
+/// Recall@K and the median rank in both directions, one row per protocol.
+fn recall_table(test: &[Retrieval], untrained: Option<&Retrieval>) -> String {
+    let Some(first) = test.first() else { return String::new() };
+    let ks: Vec<usize> = first.i2t.recall.iter().map(|(k, _)| *k).collect();
+    if ks.is_empty() {
+        return String::new();
+    }
+    let mut s = format!(
+        "<p class=\"meta\">Instance-level: the rank of each query's first relevant item (relevance: {}).</p>\
+         <table class=\"recalls\"><thead><tr><th>protocol</th>",
+        escape(&first.relevance)
+    );
+    for dir in ["i2t", "t2i"] {
+        for k in &ks {
+            s += &format!("<th>{dir} R@{k}</th>");
+        }
+        s += &format!("<th>{dir} median rank</th>");
+    }
+    s += "</tr></thead><tbody>";
+    let row = |name: &str, r: &Retrieval| {
+        let mut t = format!("<tr><td>{}</td>", escape(name));
+        for d in [&r.i2t, &r.t2i] {
+            for (_, v) in &d.recall {
+                t += &format!("<td>{v:.4}</td>");
+            }
+            t += &format!("<td>{:.1}</td>", d.median_rank);
+        }
+        t + "</tr>"
+    };
+    for r in test {
+        s += &row(&r.protocol, r);
+    }
+    if let Some(u) = untrained {
+        s += &row(&format!("untrained, {}", u.protocol), u);
+    }
     s + "</tbody></table>"
 }
 
 const CSS: &str = "body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}\
 h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}\
-table.maps td{text-align:right}table.kv td:first-child{font-weight:bold}\
+table.maps td,table.recalls td{text-align:right}table.kv td:first-child{font-weight:bold}\
 .plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{border:1px solid #eee;background:#fff}\
 table.examples td,table.examples th{width:150px;font-weight:normal;text-align:left}\
 .snip{font-size:12px;font-family:ui-monospace,monospace;max-height:110px;overflow:hidden}\
@@ -429,7 +468,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
          items; train the chosen setting with `tgcn train` for a report",
         run.path.display()
     );
-    let Summary { test, untrained_test: untrained, best_val_map_mean, .. } = summary;
+    let Summary { test, untrained_test: untrained, best_val_map_mean, selected_on, .. } = summary;
     let cfg = &t.cfg;
 
     let mut h = String::new();
@@ -475,7 +514,7 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         ),
         ("loss", loss_terms(cfg, t.data.multi_label)),
         ("training", training_schedule(cfg)),
-        ("checkpoint", format!("{} (best validation mean MAP@all {:.4})", t.describe(), best_val_map_mean)),
+        ("checkpoint", format!("{} (best validation {} {:.4})", t.describe(), selected_on.label(), best_val_map_mean)),
     ] {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td></tr>", escape(k), escape(&v));
     }
@@ -485,7 +524,15 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     // MAP table.
     h += "<h2 id=\"map\">Test retrieval (MAP)</h2>";
     h += &map_table(&test, untrained.as_ref());
-    h += "<p class=\"meta\">AP@k divides by the relevant items retrieved in the top k; MAP@all ranks the whole database. Relevance: sharing a label.</p>";
+    let relevance = match test.first().map(|r| r.relevance.as_str()) {
+        Some("pair") => "a query's own pair (its one relevant item, so AP is the reciprocal rank)",
+        _ => "sharing a label",
+    };
+    let _ = write!(
+        h,
+        "<p class=\"meta\">AP@k divides by the relevant items retrieved in the top k; MAP@all ranks the whole database. \
+         Relevance: {relevance}.</p>"
+    );
 
     // Training curves.
     h += "<h2 id=\"curves\">Training</h2><div class=\"plots\">";
@@ -499,6 +546,11 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
         "validation MAP@all",
         "step",
         &series(&[("val/map_mean", "mean"), ("val/map_i2t", "image→text"), ("val/map_t2i", "text→image")]),
+    );
+    h += &line_chart(
+        "validation Recall@K (mean of both directions)",
+        "step",
+        &series(&[("val/r1_mean", "R@1"), ("val/r5_mean", "R@5"), ("val/r10_mean", "R@10")]),
     );
     h += "</div>";
 

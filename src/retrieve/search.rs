@@ -78,7 +78,8 @@ pub struct Hit {
     pub split: &'static str,
     pub score: f64,
     pub labels: Vec<String>,
-    /// Shares a label with the query; None when the query has no labels.
+    /// Shares a label with the query (under `eval.relevance: pair`: is the item query's own
+    /// pair); None for a free-text or image-file query.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relevant: Option<bool>,
     /// Text hits: the first tokens of the text.
@@ -276,6 +277,15 @@ pub fn search_in(
             .to_kind(Kind::Double)
             .to_device(Device::Cpu),
     )?;
+    // Under `eval.relevance: pair` an item query's one relevant hit is its own pair.
+    let own = match q {
+        Query::Item { split, id, .. }
+            if t.cfg.eval.relevance_for(data.classes.len()) == crate::config::RelevanceMode::Pair =>
+        {
+            Some((split.name(), id.as_str()))
+        }
+        _ => None,
+    };
     let hits = idx
         .iter()
         .zip(vals)
@@ -284,13 +294,17 @@ pub fn search_in(
             let (split, i) = db.rows[j as usize];
             let st = data.split(split);
             let labels = &st.label_lists[i];
+            let relevant = match own {
+                Some((s, id)) => q_labels.as_ref().map(|_| s == split.name() && id == st.ids[i]),
+                None => q_labels.as_ref().map(|ql| ql.iter().any(|l| labels.contains(l))),
+            };
             Hit {
                 rank: r + 1,
                 id: st.ids[i].clone(),
                 split: split.name(),
                 score,
                 labels: names(labels),
-                relevant: q_labels.as_ref().map(|ql| ql.iter().any(|l| labels.contains(l))),
+                relevant,
                 snippet: (info.side == Side::Image).then(|| st.snippets[i].clone()),
                 image: (info.side == Side::Text).then(|| paths.get(&st.ids[i]).cloned()).flatten(),
             }

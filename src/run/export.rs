@@ -170,6 +170,9 @@ fn write_export(
                 "protocol": r.protocol,
                 "map_all_i2t": r.i2t.map_all, "map_all_t2i": r.t2i.map_all, "map_all_mean": r.map_all_mean(),
                 "k": r.i2t.k, "map_k_i2t": r.i2t.map_k, "map_k_t2i": r.t2i.map_k, "map_k_mean": r.map_k_mean(),
+                "relevance": r.relevance,
+                "recall_i2t": r.i2t.recall, "recall_t2i": r.t2i.recall,
+                "median_rank_i2t": r.i2t.median_rank, "median_rank_t2i": r.t2i.median_rank,
             })
         })
         .collect();

@@ -4,16 +4,22 @@
 //! runs that differ in anything else are never averaged. A seed counted twice in a row is
 //! flagged. This is how the README's result tables are made: train each variant with
 //! several `--set seed=N`, then report. A validation-only run (a `tgcn sweep` trial) has
-//! no test numbers: it is named in a note below the table instead of a row.
+//! no test numbers: it is named in a note below the table instead of a row. R@1, R@5, R@10
+//! and medR (median rank) are the means of both directions; a `pair`-relevance protocol
+//! is its own row, marked `(pair)`.
 
 use crate::run::summary::Summary;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// (dataset, run name, config hash without the seed, protocol) -> per-run (seed, six
-/// MAPs, k, train seconds).
-type Groups = BTreeMap<(String, String, String, String), Vec<(u64, [f64; 6], usize, f64)>>;
+/// Figures per run: six MAPs, then Recall@1, @5, @10 and the median rank, each the mean
+/// of both directions.
+const FIGURES: usize = 10;
+
+/// (dataset, run name, config hash without the seed, protocol) -> per-run (seed, the
+/// [`FIGURES`], k, train seconds).
+type Groups = BTreeMap<(String, String, String, String), Vec<(u64, [f64; FIGURES], usize, f64)>>;
 
 fn runs_k(g: &Groups) -> usize {
     g.values().flat_map(|rows| rows.iter().map(|r| r.2)).next().unwrap_or(0)
@@ -48,8 +54,24 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         let variant = crate::config::Config { seed: 0, ..cfg.clone() }.hash()?;
         synthetic |= s.synthetic;
         for t in &s.test {
-            let m = [t.i2t.map_all, t.t2i.map_all, t.map_all_mean(), t.i2t.map_k, t.t2i.map_k, t.map_k_mean()];
-            let key = (s.dataset.clone(), cfg.name.clone(), variant[..8].to_string(), t.protocol.clone());
+            let m = [
+                t.i2t.map_all,
+                t.t2i.map_all,
+                t.map_all_mean(),
+                t.i2t.map_k,
+                t.t2i.map_k,
+                t.map_k_mean(),
+                t.recall_mean(1),
+                t.recall_mean(5),
+                t.recall_mean(10),
+                t.median_rank_mean(),
+            ];
+            // Label and pair relevance are different figures: never one row.
+            let protocol = match t.relevance.as_str() {
+                "label" => t.protocol.clone(),
+                r => format!("{} ({r})", t.protocol),
+            };
+            let key = (s.dataset.clone(), cfg.name.clone(), variant[..8].to_string(), protocol);
             groups.entry(key).or_default().push((cfg.seed, m, t.i2t.k, s.train_seconds));
         }
     }
@@ -70,7 +92,7 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
         out += "(includes SYNTHETIC-data runs)\n\n";
     }
     out += &format!(
-        "| dataset | run name (config) | protocol | seeds | i2t MAP@all | t2i MAP@all | mean MAP@all | i2t MAP@{k} | t2i MAP@{k} | mean MAP@{k} | train s |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "| dataset | run name (config) | protocol | seeds | i2t MAP@all | t2i MAP@all | mean MAP@all | i2t MAP@{k} | t2i MAP@{k} | mean MAP@{k} | R@1 | R@5 | R@10 | medR | train s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     );
     let mut warnings = Vec::new();
     for ((dataset, name, variant, protocol), rows) in &groups {
@@ -89,10 +111,11 @@ pub fn report(runs: &[PathBuf]) -> Result<String> {
             }
         }
         let mut cells = Vec::new();
-        for j in 0..6 {
+        for j in 0..FIGURES {
             let (m, s) = mean_std(&rows.iter().map(|r| r.1[j]).collect::<Vec<_>>());
-            // One run has no spread to show.
-            cells.push(if rows.len() > 1 { format!("{m:.4} ± {s:.4}") } else { format!("{m:.4}") });
+            // One run has no spread to show; the median rank is a rank, shown to 0.1.
+            let p = if j == FIGURES - 1 { 1 } else { 4 };
+            cells.push(if rows.len() > 1 { format!("{m:.p$} ± {s:.p$}") } else { format!("{m:.p$}") });
         }
         let (t, _) = mean_std(&rows.iter().map(|r| r.3).collect::<Vec<_>>());
         out += &format!(

@@ -14,7 +14,12 @@ pub struct Summary {
     pub synthetic: bool,
     pub run: PathBuf,
     pub best_epoch: usize,
+    /// The best validation figure: mean MAP@all, or under `train.select_on` the figure
+    /// named by `selected_on`.
     pub best_val_map_mean: f64,
+    /// `train.select_on` (absent: `map`).
+    #[serde(default, skip_serializing_if = "crate::config::SelectOn::is_map")]
+    pub selected_on: crate::config::SelectOn,
     pub epochs: usize,
     /// Epochs actually trained (fewer than `epochs` after an early stop).
     pub epochs_run: usize,

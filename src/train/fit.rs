@@ -60,7 +60,16 @@ fn graph_zero_fraction(m: &Model, data: &Prepared) -> Option<f64> {
 fn log_retrieval(log: &mut MetricsLog, prefix: &str, r: &Retrieval, step: usize, epoch: usize) -> Result<()> {
     log.scalar(&format!("{prefix}/map_i2t"), step, epoch, r.i2t.map_all)?;
     log.scalar(&format!("{prefix}/map_t2i"), step, epoch, r.t2i.map_all)?;
-    log.scalar(&format!("{prefix}/map_mean"), step, epoch, r.map_all_mean())
+    log.scalar(&format!("{prefix}/map_mean"), step, epoch, r.map_all_mean())?;
+    // Instance-level figures: `val/r1_i2t`, …, `val/medr_mean`.
+    for (k, _) in &r.i2t.recall {
+        log.scalar(&format!("{prefix}/r{k}_i2t"), step, epoch, r.i2t.recall_at(*k).unwrap_or(0.0))?;
+        log.scalar(&format!("{prefix}/r{k}_t2i"), step, epoch, r.t2i.recall_at(*k).unwrap_or(0.0))?;
+        log.scalar(&format!("{prefix}/r{k}_mean"), step, epoch, r.recall_mean(*k))?;
+    }
+    log.scalar(&format!("{prefix}/medr_i2t"), step, epoch, r.i2t.median_rank)?;
+    log.scalar(&format!("{prefix}/medr_t2i"), step, epoch, r.t2i.median_rank)?;
+    log.scalar(&format!("{prefix}/medr_mean"), step, epoch, r.median_rank_mean())
 }
 
 /// How far to go in this process.
@@ -559,9 +568,17 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 s.opt.swap_ema();
                 let val = eval::evaluate_val(&s.m, &s.data, &cfg.eval, EVAL_BATCH)?;
                 log_retrieval(&mut s.log, "val", &val, s.step, epoch)?;
-                let score = val.map_all_mean();
+                let score = val.select_score(cfg.train.select_on);
                 meta.val_map_mean = Some(score);
-                line += &format!("  val MAP@all i2t {:.4} t2i {:.4} mean {score:.4}", val.i2t.map_all, val.t2i.map_all);
+                line += &format!(
+                    "  val MAP@all i2t {:.4} t2i {:.4} mean {:.4}  R@1 {:.4} R@10 {:.4} medR {:.1}",
+                    val.i2t.map_all,
+                    val.t2i.map_all,
+                    val.map_all_mean(),
+                    val.recall_mean(1),
+                    val.recall_mean(10),
+                    val.median_rank_mean()
+                );
                 if s.best.is_none_or(|(_, b)| score > b) {
                     s.best = Some((epoch, score));
                     meta.best = s.best;
@@ -586,7 +603,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
                 if since >= patience && epoch < cfg.train.epochs {
                     eprintln!(
                         "early stop after epoch {epoch}: no validation gain in {since} evaluations \
-                         (best epoch {best_epoch}, mean MAP@all {best:.4})"
+                         (best epoch {best_epoch}, {} {best:.4})",
+                        cfg.train.select_on.label()
                     );
                     break;
                 }
@@ -636,6 +654,7 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
         run: s.run.path.clone(),
         best_epoch,
         best_val_map_mean: best_val,
+        selected_on: cfg.train.select_on,
         epochs: cfg.train.epochs,
         epochs_run: sel.epochs_run,
         refit_epochs: refit.then_some(best_epoch),
@@ -648,7 +667,8 @@ fn fit(mut s: Session, opts: &TrainOptions) -> Result<Outcome> {
     summary.write(&s.run.path)?;
     if opts.validation_only {
         println!(
-            "validation only (test withheld): best epoch {best_epoch}, val mean MAP@all {best_val:.4}; {:.1}s training\nrun folder: {}",
+            "validation only (test withheld): best epoch {best_epoch}, val {} {best_val:.4}; {:.1}s training\nrun folder: {}",
+            cfg.train.select_on.label(),
             summary.train_seconds,
             summary.run.display()
         );

@@ -2,7 +2,7 @@
 //! `in_batch` pairs), the towers on a batch, and the weighted loss terms, read back in one
 //! device-to-host copy. `Adam::backward_step` on the total completes the step.
 
-use crate::config::{Config, PairMode};
+use crate::config::{Config, PairMode, Positives};
 use crate::model::{Model, ScorerKind};
 use crate::prepare::Prepared;
 use crate::train::loss::{contrastive_loss_logits, global_loss, invariance_loss, l2_value, label_loss};
@@ -86,7 +86,7 @@ struct BatchOut {
     i_labels: Tensor,
 }
 
-fn batch_forward(m: &Model, data: &Prepared, batch: &Batch) -> BatchOut {
+fn batch_forward(m: &Model, data: &Prepared, batch: &Batch, positives: Positives) -> BatchOut {
     let dev = data.device;
     let tr = &data.train;
     match batch {
@@ -115,7 +115,10 @@ fn batch_forward(m: &Model, data: &Prepared, batch: &Batch) -> BatchOut {
             let i = m.image.forward_t(&tr.images.index_select(0, &idx), true);
             let s = m.scorer.matrix(&t, &i, true); // [B, B]
             let lab = tr.labels.index_select(0, &idx);
-            let mask = lab.mm(&lab.tr()).gt(0.5); // [B, B] shares a label
+            let mask = match positives {
+                Positives::Label => lab.mm(&lab.tr()).gt(0.5), // [B, B] shares a label
+                Positives::Pair => Tensor::eye(items.len() as i64, (Kind::Bool, dev)), // [B, B] own pair
+            };
             BatchOut {
                 pos: s.masked_select(&mask),
                 neg: s.masked_select(&mask.logical_not()),
@@ -190,7 +193,7 @@ pub struct StepLoss {
 }
 
 pub fn step_loss(cfg: &Config, m: &Model, data: &Prepared, batch: &Batch) -> Result<StepLoss> {
-    let out = batch_forward(m, data, batch);
+    let out = batch_forward(m, data, batch, cfg.loss.positives);
     let (terms, stats) = batch_loss(cfg, m, data, &out)?;
     let on: Vec<(usize, &Tensor)> = terms.iter().enumerate().filter_map(|(j, t)| Some((j, t.as_ref()?))).collect();
     let total = on.iter().map(|(_, t)| t.shallow_clone()).reduce(|a, b| a + b).context("no loss term is on")?;

@@ -350,7 +350,7 @@ impl TrialRow {
 }
 
 /// A finished trial's numbers: `summary.json`, and `val/map_i2t`, `val/map_t2i` of the
-/// best epoch from `metrics.csv`.
+/// best epoch from `metrics.csv` (`val/r1_i2t`, … under `train.select_on: r1`, …).
 fn read_finished(dir: &Path) -> Result<TrialRow> {
     let s = Summary::read(dir)?
         .with_context(|| format!("{} has no summary.json: the trial has not finished", dir.display()))?;
@@ -368,9 +368,10 @@ fn read_finished(dir: &Path) -> Result<TrialRow> {
                 .and_then(|v| v.parse().ok())
                 .with_context(|| format!("{}: bad value in row {}", m.display(), i + 2))
         };
+        let [tag_i2t, tag_t2i] = s.selected_on.direction_tags();
         match rec.get(2) {
-            Some("val/map_i2t") => i2t = Some(value()?),
-            Some("val/map_t2i") => t2i = Some(value()?),
+            Some(t) if t == tag_i2t => i2t = Some(value()?),
+            Some(t) if t == tag_t2i => t2i = Some(value()?),
             _ => {}
         }
     }

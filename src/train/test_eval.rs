@@ -1,7 +1,7 @@
 //! The test evaluation of a trained model: both protocols (the configured one first), their
 //! curves in `curves/`, and the plain-text table that training and `tgcn eval` print.
 
-use crate::config::{Config, Protocol};
+use crate::config::{Config, Protocol, RelevanceMode};
 use crate::eval::{self, Ranker, Retrieval, EVAL_BATCH};
 use crate::files::write_atomic;
 use crate::model::Model;
@@ -20,10 +20,16 @@ pub fn test_report(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared, ru
     Ok(out)
 }
 
-/// Test retrieval under both protocols, the configured one first.
+/// Test retrieval under both protocols, the configured one first. Under `pair` relevance
+/// only test vs test: a test item's pair is not in the train split.
 pub fn test_retrievals(cfg: &Config, m: &Model, ranker: &Ranker, data: &Prepared) -> Result<Vec<Retrieval>> {
+    let pair = cfg.eval.relevance_for(data.classes.len()) == RelevanceMode::Pair;
     let mut protocols = vec![cfg.eval.protocol];
-    protocols.extend([Protocol::TestVsTest, Protocol::TestVsTrain].into_iter().filter(|p| *p != cfg.eval.protocol));
+    protocols.extend(
+        [Protocol::TestVsTest, Protocol::TestVsTrain]
+            .into_iter()
+            .filter(|p| *p != cfg.eval.protocol && !(pair && *p == Protocol::TestVsTrain)),
+    );
     protocols.into_iter().map(|p| eval::evaluate_test(m, ranker, data, &cfg.eval, p, EVAL_BATCH)).collect()
 }
 
@@ -52,7 +58,36 @@ fn write_curves(run: &RunDir, r: &Retrieval) -> Result<()> {
     write_atomic(&run.join(&format!("curves/pr11_{}.csv", r.protocol)), s.as_bytes())
 }
 
-/// A plain-text table of test MAPs.
+/// A plain-text table of Recall@1/5/10 and the median rank in both directions.
+pub fn recall_table(test: &[Retrieval]) -> String {
+    let Some(first) = test.first() else { return String::new() };
+    let ks: Vec<usize> = first.i2t.recall.iter().map(|(k, _)| *k).collect();
+    if ks.is_empty() {
+        return String::new(); // a summary written before these figures existed
+    }
+    let mut out =
+        format!("instance-level (rank of the first relevant item; relevance: {})\n{:<14}", first.relevance, "protocol");
+    for dir in ["i2t", "t2i"] {
+        for k in &ks {
+            out += &format!(" {:>8}", format!("{dir} R@{k}"));
+        }
+        out += &format!(" {:>9}", format!("{dir} medR"));
+    }
+    out.push('\n');
+    for r in test {
+        out += &format!("{:<14}", r.protocol);
+        for d in [&r.i2t, &r.t2i] {
+            for (_, v) in &d.recall {
+                out += &format!(" {v:>8.4}");
+            }
+            out += &format!(" {:>9.1}", d.median_rank);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A plain-text table of test MAPs, then the instance-level figures.
 pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Option<&Summary>) -> String {
     let k = test.first().map_or(0, |r| r.i2t.k);
     let mut out = format!(
@@ -81,13 +116,15 @@ pub fn report_table(dataset: &str, synthetic: bool, test: &[Retrieval], s: Optio
             r.map_k_mean()
         );
     }
+    out += &recall_table(test);
     if let Some(s) = s {
         let untrained = s.untrained_test.as_ref().map_or("untrained: not tested".to_string(), |u| {
             format!("untrained {} mean MAP@all {:.4}", u.protocol, u.map_all_mean())
         });
         out += &format!(
-            "{untrained}; best epoch {} (val mean MAP@all {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
+            "{untrained}; best epoch {} (val {} {:.4}){}; {:.1}s training, {:.0} pairs/s\nrun folder: {}",
             s.best_epoch,
+            s.selected_on.label(),
             s.best_val_map_mean,
             s.refit_epochs
                 .map_or(String::new(), |e| format!(", tested after a refit on train ∪ validation for {e} epochs")),
