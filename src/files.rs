@@ -28,6 +28,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
+/// Checks that a file can be created beside `path` by writing and removing a probe under a
+/// temporary name ([`temp_path`]); `what` names the destination in the error (a read-only or
+/// full file system is found before the work whose result would go there).
+pub fn ensure_writable(path: &Path, what: &str) -> Result<()> {
+    let probe = temp_path(path);
+    if let Err(e) = std::fs::write(&probe, b"probe") {
+        let _ = std::fs::remove_file(&probe);
+        return Err(e).with_context(|| format!("{what} cannot be written{}", disk_full_hint(path)));
+    }
+    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
+}
+
 /// Free bytes for an unprivileged writer on the file system holding `path` (or its
 /// nearest existing ancestor); None where it cannot be asked.
 pub fn free_bytes(path: &Path) -> Option<u64> {

@@ -482,44 +482,13 @@ fn raw_image_runs_search_by_image_and_show_thumbnails() {
     let model = dir.join("tiny_cnn.pt");
     run_python(&py, &project_root().join("scripts/make_tiny_cnn.py"), &["make", model.to_str().unwrap()]);
     let root = dir.join("pascal");
-    std::fs::create_dir_all(root.join("images")).unwrap();
-    let mut json = serde_json::Map::new();
-    for i in 0..24 {
-        let (class, words, colour) = if i % 2 == 0 {
-            ("cat", "cat whiskers fur meow tail", [200u8, 40, 40])
-        } else {
-            ("car", "car wheel engine road drive", [40u8, 40, 200])
-        };
-        let name = format!("2008_{i:06}.png");
-        let img = image::RgbImage::from_fn(24, 20, |x, y| {
-            let n = ((x * 7 + y * 13 + i * 5) % 23) as u8;
-            image::Rgb([colour[0].saturating_add(n), colour[1].saturating_add(n), colour[2].saturating_add(n)])
-        });
-        img.save(root.join("images").join(&name)).unwrap();
-        json.insert(
-            name,
-            serde_json::json!({"category": class, "captions": [format!("a {words}"), format!("the {words} here")]}),
-        );
-    }
-    std::fs::write(root.join("pascal_sentences.json"), serde_json::Value::Object(json).to_string()).unwrap();
-    let m = model.to_str().unwrap();
-    let mut layers = vec![Layer::from_file(&project_root().join("configs/pascal.yaml")).unwrap()];
-    for s in [
-        "device=cpu".to_string(),
-        format!("data.pascal.root={}", root.display()),
-        "data.pascal.split=[12, 4, 8]".to_string(),
-        format!("data.from_images.featurize={{backbone: {m}, resize: 20, crop: 16, batch_size: 8}}"),
-        "text.min_freq=1".to_string(),
-        "vectors.skipgram.epochs=1".to_string(),
-        "model.embed_dim=16".to_string(),
-        "train.epochs=1".to_string(),
-        "train.pairs_per_epoch=200".to_string(),
-        "train.batch_size=8".to_string(),
-        "export.enabled=false".to_string(),
-    ] {
-        layers.push(Layer::from_set(&s).unwrap());
-    }
-    let cfg = Config::from_layers(&layers).unwrap();
+    let cfg = crate::common::raw_pascal_cfg(
+        &root,
+        &model,
+        ["cat whiskers fur meow tail", "car wheel engine road drive"],
+        |w| [format!("a {w}"), format!("the {w} here")],
+        &["export.enabled=false"],
+    );
     let run = tgcn::train::train(&cfg, &dir.join("runs"), &Default::default()).unwrap().summary().unwrap().run;
 
     let t = Trained::load(&run).unwrap();

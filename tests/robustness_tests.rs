@@ -439,41 +439,21 @@ fn checkpoints_survive_a_kill_at_every_step_of_a_save() {
 #[test]
 fn a_full_disk_during_a_save_keeps_the_previous_checkpoint() {
     use tgcn::run::checkpoint::{save_checkpoint, OptimizerState};
-    let mnt = temp_dir("checkpoint_tmpfs");
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"]).arg(&mnt).status();
-    if !mounted.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP: cannot mount a tmpfs at {} (not root, or no mount permission)", mnt.display());
-        return;
-    }
-    let result = std::panic::catch_unwind(|| {
-        let run = tgcn::run::RunDir::create_at(&mnt.join("run")).unwrap();
-        let (vs, opt) = filled_model(1.0);
-        save_checkpoint(&vs, Some(&opt as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(1)).unwrap();
-        // One set is ~0.25 MB of weights + ~0.5 MB of optimizer state: leave room for the
-        // new weights but not for its optimizer state.
-        let mut filler = std::fs::File::create(mnt.join("filler")).unwrap();
-        let chunk = vec![0u8; 64 << 10];
-        while std::io::Write::write_all(&mut filler, &chunk).is_ok() {}
-        drop(filler);
-        let free_up = |bytes: u64| {
-            let f = std::fs::OpenOptions::new().write(true).open(mnt.join("filler")).unwrap();
-            let len = f.metadata().unwrap().len();
-            f.set_len(len.saturating_sub(bytes)).unwrap();
-        };
-        free_up(400 << 10);
-        let (vs2, opt2) = filled_model(2.0);
-        let e = save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2))
-            .expect_err("the disk is full");
-        let e = format!("{e:#}");
-        assert!(e.contains("checkpoint `last` of epoch 2 was not saved") && e.contains("(epoch 1) is intact"), "{e}");
-        assert_eq!(load_last(&run).unwrap(), (1, 1.0));
-        assert!(!run.join("checkpoints/last.next.safetensors").exists(), "staged files are cleared");
-        free_up(u64::MAX);
-        save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2)).unwrap();
-        assert_eq!(load_last(&run).unwrap(), (2, 2.0));
-    });
-    let _ = Command::new("umount").arg(&mnt).status();
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
+    let Some(fs) = crate::common::Tmpfs::mount("checkpoint_tmpfs", "2m") else { return };
+    let run = tgcn::run::RunDir::create_at(&fs.0.join("run")).unwrap();
+    let (vs, opt) = filled_model(1.0);
+    save_checkpoint(&vs, Some(&opt as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(1)).unwrap();
+    // One set is ~0.25 MB of weights + ~0.5 MB of optimizer state: leave room for the
+    // new weights but not for its optimizer state.
+    fs.fill(400 << 10);
+    let (vs2, opt2) = filled_model(2.0);
+    let e = save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2))
+        .expect_err("the disk is full");
+    let e = format!("{e:#}");
+    assert!(e.contains("checkpoint `last` of epoch 2 was not saved") && e.contains("(epoch 1) is intact"), "{e}");
+    assert_eq!(load_last(&run).unwrap(), (1, 1.0));
+    assert!(!run.join("checkpoints/last.next.safetensors").exists(), "staged files are cleared");
+    fs.empty();
+    save_checkpoint(&vs2, Some(&opt2 as &dyn OptimizerState), &run, "last", &mut checkpoint_meta(2)).unwrap();
+    assert_eq!(load_last(&run).unwrap(), (2, 2.0));
 }

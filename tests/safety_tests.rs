@@ -4,7 +4,7 @@
 //! runs are usable from any directory, special files are refused as images, and a signal
 //! stops a run at a safe point with the command that continues it.
 
-use crate::common::{copy_dir, debug_cfg, project_root, temp_dir};
+use crate::common::{copy_dir, debug_cfg, project_root, temp_dir, Tmpfs};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -17,44 +17,6 @@ fn tgcn() -> Command {
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// A small tmpfs at a fresh folder, unmounted when dropped; None, with a message, where
-/// mounting is refused (not root).
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
-        let mnt = temp_dir(name);
-        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&mnt).status();
-        if !ok.is_ok_and(|s| s.success()) {
-            eprintln!("SKIP: cannot mount a tmpfs at {} (not root, or no mount permission)", mnt.display());
-            return None;
-        }
-        Some(Tmpfs(mnt))
-    }
-
-    /// Fills the file system but for about `leave` bytes.
-    fn fill(&self, leave: u64) {
-        let path = self.0.join("filler");
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
-        let chunk = vec![0u8; 16 << 10];
-        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-        drop(f);
-        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        let len = f.metadata().unwrap().len();
-        f.set_len(len.saturating_sub(leave)).unwrap();
-    }
-
-    fn empty(&self) {
-        let _ = std::fs::remove_file(self.0.join("filler"));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 /// A tiny synthetic run with its export, trained in-process (seconds).

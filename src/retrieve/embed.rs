@@ -90,13 +90,7 @@ pub fn check_out(out: &Path) -> Result<()> {
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
-    let probe = crate::files::temp_path(&out.join(".write-probe"));
-    if let Err(e) = std::fs::write(&probe, b"probe") {
-        let _ = std::fs::remove_file(&probe);
-        let hint = crate::files::disk_full_hint(out);
-        return Err(e).with_context(|| format!("cannot write into --out {}{hint}", out.display()));
-    }
-    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
+    crate::files::ensure_writable(&out.join(".write-probe"), &format!("--out {}", out.display()))
 }
 
 /// Writes the embeddings of `splits` into `out`: each file under a temporary name first,
@@ -160,7 +154,7 @@ pub fn write_embeddings(t: &Trained, splits: &[Split], out: &Path) -> Result<Emb
             (Ranker::Scorer, false) => "i / |i| (L2-normalised)",
         },
         classes: t.data.classes.clone(),
-        files: vec!["text.npy", "image.npy", "labels.npy", "ids.txt", "splits.txt"],
+        files: FILES.iter().copied().filter(|f| *f != "manifest.json").collect(),
     };
         write("manifest.json", serde_json::to_string_pretty(&manifest)? + "\n")?;
         Ok(manifest)

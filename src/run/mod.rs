@@ -197,9 +197,8 @@ impl RunDir {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let pid = std::fs::read_to_string(&p).unwrap_or_default().trim().to_string();
-                    let alive = !pid.is_empty() && Path::new("/proc").join(&pid).exists();
                     ensure!(
-                        !alive,
+                        !process_runs(&pid),
                         "run {} is in use: process {pid} is training in it ({}); wait for it, or stop it first",
                         self.path.display(),
                         p.display()
@@ -213,9 +212,21 @@ impl RunDir {
         bail!("cannot lock {}", p.display())
     }
 
+    /// The process id in `train.lock` when that process still runs (someone trains in the
+    /// run now); None for no lock or a lock left by a dead process.
+    pub fn training_pid(&self) -> Option<String> {
+        let pid = std::fs::read_to_string(self.join("train.lock")).ok()?.trim().to_string();
+        process_runs(&pid).then_some(pid)
+    }
+
     pub fn join(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }
+}
+
+/// Whether the process `pid` (as written in a `train.lock`) still runs.
+fn process_runs(pid: &str) -> bool {
+    !pid.is_empty() && Path::new("/proc").join(pid).exists()
 }
 
 /// The lock of a run folder; released when dropped.

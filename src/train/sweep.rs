@@ -477,12 +477,7 @@ fn check_best_out(p: &Path) -> Result<()> {
     ensure!(!p.is_dir(), "--best-out {} is a folder; name a YAML file", p.display());
     let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     ensure!(dir.is_dir(), "--best-out {}: the folder {} does not exist", p.display(), dir.display());
-    let probe = crate::files::temp_path(p);
-    if let Err(e) = std::fs::write(&probe, b"") {
-        let _ = std::fs::remove_file(&probe);
-        return Err(e).with_context(|| format!("--best-out {} cannot be written", p.display()));
-    }
-    std::fs::remove_file(&probe).with_context(|| format!("cannot remove {}", probe.display()))
+    crate::files::ensure_writable(p, &format!("--best-out {}", p.display()))
 }
 
 /// One setting over its finished seeds.

@@ -78,12 +78,10 @@ impl Trained {
 fn not_loadable(run: &RunDir, cfg: &Config, tag: &str) -> String {
     let dir = run.path.display();
     let resume = format!("`tgcn train --resume {dir}`");
-    if let Some(pid) = std::fs::read_to_string(run.join("train.lock")).ok().map(|p| p.trim().to_string()) {
-        if !pid.is_empty() && Path::new("/proc").join(&pid).exists() {
-            return format!(
-                "run {dir} is still training (process {pid}) and has no `{tag}` checkpoint yet; wait for it to finish"
-            );
-        }
+    if let Some(pid) = run.training_pid() {
+        return format!(
+            "run {dir} is still training (process {pid}) and has no `{tag}` checkpoint yet; wait for it to finish"
+        );
     }
     let epochs = cfg.train.epochs;
     let meta = |t: &str| read_meta(run, t).ok().flatten();
