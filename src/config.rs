@@ -598,7 +598,14 @@ fn validate_text(t: &TextConfig) -> Result<()> {
 
 fn validate_graph(g: &GraphConfig) -> Result<()> {
     pos("graph.k", g.k)?;
-    pos("graph.knn_chunk", g.knn_chunk)
+    pos("graph.knn_chunk", g.knn_chunk)?;
+    ensure!(!g.relations.is_empty(), "`graph.relations` is empty: name at least one of knn, pmi, wordnet");
+    for (i, r) in g.relations.iter().enumerate() {
+        ensure!(!g.relations[..i].contains(r), "`graph.relations` names {} twice", r.name());
+    }
+    ensure!(g.pmi.window >= 2, "`graph.pmi.window` is {}; a window must hold at least 2 tokens", g.pmi.window);
+    pos("graph.pmi.k", g.pmi.k)?;
+    pos("graph.pmi.min_count", g.pmi.min_count)
 }
 
 fn validate_model(m: &ModelConfig) -> Result<()> {
@@ -875,6 +882,11 @@ impl Config {
             !self.model.text.concat_bow || self.model.text.kind == TextKind::Gcn,
             "`model.text.concat_bow` adds the bag of words beside the graph features; with \
              `model.text.kind: mlp` the input is the bag of words already"
+        );
+        ensure!(
+            !self.model.text.smooth || self.model.text.kind == TextKind::Mlp,
+            "`model.text.smooth` gives the `mlp` tower the graph as fixed smoothing; the `gcn` tower \
+             has its own Chebyshev filters (drop the key, or add `--set model.text.kind=mlp`)"
         );
         ensure!(
             self.loss.invariance == 0.0 || self.train.pairs == PairMode::InBatch,

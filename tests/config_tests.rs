@@ -90,6 +90,48 @@ fn pairs_and_relevance_keys_are_checked() {
     assert!(!yaml.contains("positives") && !yaml.contains("relevance"), "{yaml}");
 }
 
+/// The word-graph options (relations, PMI, WordNet, transductive text, rare-word inputs,
+/// fixed smoothing): a misspelled key or a bad value names the key; their defaults are not
+/// written, so every existing config keeps its hash.
+#[test]
+fn graph_option_keys_are_checked() {
+    for (set, key) in [
+        ("graph.relation=[knn]", "relation"),
+        ("graph.relations=[knn, lexicon]", "graph.relations"),
+        ("graph.relations=[]", "graph.relations"),
+        ("graph.relations=[pmi, pmi]", "names pmi twice"),
+        ("graph.pmi.windw=10", "windw"),
+        ("graph.pmi.window=1", "graph.pmi.window"),
+        ("graph.pmi.k=0", "graph.pmi.k"),
+        ("graph.pmi.min_count=0", "graph.pmi.min_count"),
+        ("graph.wordnet.hypernym=true", "hypernym"),
+        ("graph.wordnet.hypernyms=maybe", "graph.wordnet.hypernyms"),
+        ("text.transductiv=true", "transductiv"),
+        ("model.text.own_input_min_cnt=2", "own_input_min_cnt"),
+        ("model.text.own_input_min_count=-1", "model.text.own_input_min_count"),
+        ("model.text.smoth=true", "smoth"),
+        ("model.text.smooth=true", "model.text.smooth"),
+    ] {
+        let e = err(&[base(), Layer::from_set(set).unwrap()]);
+        assert!(e.contains(key), "{set}: {e}");
+    }
+    let cfg = Config::from_layers(&[
+        base(),
+        Layer::from_set("graph.relations=[knn, pmi, wordnet]").unwrap(),
+        Layer::from_set("graph.pmi.window=10").unwrap(),
+        Layer::from_set("model.text.kind=mlp").unwrap(),
+        Layer::from_set("model.text.smooth=true").unwrap(),
+        Layer::from_set("model.text.own_input_min_count=3").unwrap(),
+        Layer::from_set("text.transductive=true").unwrap(),
+    ])
+    .unwrap();
+    assert_eq!(Config::from_yaml_str(&cfg.to_yaml().unwrap(), "roundtrip").unwrap(), cfg);
+    let yaml = Config::from_layers(&[base()]).unwrap().to_yaml().unwrap();
+    for key in ["relations", "pmi", "wordnet", "transductive", "own_input_min_count", "smooth"] {
+        assert!(!yaml.contains(key), "{key} written with its default: {yaml}");
+    }
+}
+
 #[test]
 fn bad_type_names_key() {
     let e = err(&[base(), Layer::from_set("train.epochs=many").unwrap()]);

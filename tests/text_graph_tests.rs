@@ -303,3 +303,114 @@ fn graph_and_laplacian_match_a_map_based_reference() {
         assert!(lt.vals.iter().all(|&v| v != 0.0), "no stored zeros");
     }
 }
+
+/// A small labelled corpus: train texts about animals and vehicles (with words that the
+/// WordNet fixture relates: dog, puppy, canine, geese, goose), validation and test texts
+/// with words the train split lacks ("zebra", "stripes").
+fn small_dataset() -> tgcn::data::Dataset {
+    let texts = [
+        ("dog puppy pet fur dog canine", 0),
+        ("dog pet fur bark puppy canine", 0),
+        ("canine pet fur puppy dog geese", 0),
+        ("car road wheel engine car bus", 1),
+        ("bus road wheel engine bus car goose", 1),
+        ("car wheel engine road drive bus", 1),
+        ("dog fur zebra", 0),
+        ("car bus road zebra zebra", 1),
+        ("dog fur zebra stripes", 0),
+    ];
+    let items = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (t, c))| tgcn::data::Item { id: format!("t{i}"), tokens: toks(t), labels: vec![*c] })
+        .collect();
+    tgcn::data::Dataset {
+        name: "small".into(),
+        classes: vec!["animal".into(), "vehicle".into()],
+        multi_label: false,
+        items,
+        images: vec![0.0; 9],
+        image_dim: 1,
+        train: (0..6).collect(),
+        val: vec![6],
+        test: vec![7, 8],
+        word_vectors: None,
+    }
+}
+
+fn small_cfg(sets: &[&str]) -> tgcn::config::Config {
+    let mut all = vec![
+        "vectors.source=skipgram",
+        "vectors.skipgram={dim: 8, window: 2, negatives: 2, epochs: 3, lr: 0.025, min_count: 1, sample: 0.0}",
+        "graph.k=2",
+        "text.min_freq=1",
+    ];
+    all.extend_from_slice(sets);
+    crate::common::dataset_cfg("synthetic", &all)
+}
+
+/// `text.transductive` fits the vocabulary on every split's texts (the test-only "zebra"
+/// and "stripes" become words, with train count 0) and reads no label: giving the validation
+/// and test items other labels, or none, leaves the vocabulary and graph unchanged.
+#[test]
+fn transductive_text_never_reads_labels_outside_train() {
+    let cfg = small_cfg(&[
+        "text.transductive=true",
+        "graph.relations=[knn, pmi]",
+        "graph.pmi={window: 3, k: 2, min_count: 1}",
+    ]);
+    let ds = small_dataset();
+    let tg = tgcn::prepare::text_graph(&cfg, &ds, Device::Cpu, None).unwrap();
+    let zebra = tg.words.iter().position(|w| w == "zebra").expect("a test-only word is in the vocabulary");
+    assert_eq!(tg.counts[zebra], 0, "counts are train counts");
+    assert!(tg.entries.iter().any(|e| e.0 == zebra), "the test-only word has neighbours");
+    let dog = tg.words.iter().position(|w| w == "dog").unwrap();
+    assert_eq!(tg.counts[dog], 4);
+    for relabel in [vec![1usize], vec![], vec![0, 1]] {
+        let mut other = ds.clone();
+        for &i in other.val.iter().chain(&other.test) {
+            other.items[i].labels = relabel.clone();
+        }
+        assert_eq!(tgcn::prepare::text_graph(&cfg, &other, Device::Cpu, None).unwrap(), tg, "labels {relabel:?}");
+    }
+    // Changing a test text does change it: the texts are read.
+    let mut other = ds.clone();
+    other.items[8].tokens = toks("cat car");
+    assert_ne!(tgcn::prepare::text_graph(&cfg, &other, Device::Cpu, None).unwrap().words, tg.words);
+    // Inductive (the default): the train split alone.
+    let inductive = small_cfg(&[]);
+    let tg = tgcn::prepare::text_graph(&inductive, &ds, Device::Cpu, None).unwrap();
+    assert!(!tg.words.iter().any(|w| w == "zebra" || w == "stripes"), "{:?}", tg.words);
+}
+
+/// The relations are joined by the union of their neighbour lists: every kNN, PMI and
+/// WordNet edge is in the union, the union has nothing else, and it is symmetric.
+#[test]
+fn relations_are_joined_by_union() {
+    let ds = small_dataset();
+    let wn = crate::common::project_root().join("tests/fixtures/wordnet");
+    let wordnet = format!("graph.wordnet={{path: {}, hypernyms: true}}", wn.display());
+    let edges = |rel: &str| {
+        let cfg =
+            small_cfg(&[&format!("graph.relations=[{rel}]"), "graph.pmi={window: 3, k: 2, min_count: 1}", &wordnet]);
+        let tg = tgcn::prepare::text_graph(&cfg, &ds, Device::Cpu, None).unwrap();
+        let set: std::collections::HashSet<(usize, usize)> = tg.entries.iter().map(|e| (e.0, e.1)).collect();
+        (tg.words, set)
+    };
+    let (words, knn) = edges("knn");
+    let (w2, pmi) = edges("pmi");
+    let (w3, lex) = edges("wordnet");
+    let (w4, all) = edges("knn, pmi, wordnet");
+    assert!(words == w2 && w2 == w3 && w3 == w4, "one vocabulary");
+    let id = |w: &str| words.iter().position(|x| x == w).unwrap();
+    // The fixture relates dog to its hypernym canine and to its hyponym puppy, and geese
+    // (noun.exc) to goose.
+    let both = |a: &str, b: &str| [(id(a), id(b)), (id(b), id(a))];
+    let want: std::collections::HashSet<(usize, usize)> =
+        [both("dog", "canine"), both("puppy", "dog"), both("geese", "goose")].concat().into_iter().collect();
+    assert_eq!(lex, want);
+    assert!(!pmi.is_empty() && !knn.is_empty());
+    let union: std::collections::HashSet<(usize, usize)> = knn.union(&pmi).chain(&lex).copied().collect();
+    assert_eq!(all, union);
+    assert!(all.iter().all(|&(i, j)| all.contains(&(j, i)) && i != j));
+}

@@ -4,7 +4,10 @@ layer, with the same parameter names, so that a run's safetensors checkpoint loa
 Text tower (`gcn`): bow [B, V] -> input transform (counts | log1p | binary, optional row
 L2, dropout) -> [V, B, 1] vertex-major -> Chebyshev stack -> [B, V, F] -> flatten [B, V*F]
 (with concat_bow, the input beside it: [B, V*F + V]) -> FC layers -> [B, D].
-Text tower (`mlp`): the transformed bow [B, V] -> FC layers -> [B, D].
+Text tower (`mlp`): the transformed bow [B, V] (with smooth, its fixed smoothing -L~x
+beside it: [B, 2V]) -> FC layers -> [B, D]. With own_input_min_count, only the vertices
+in `own_vertices` (words seen often enough in training) keep their own features and
+inputs in the FC input; the others reach it through their graph neighbours.
 Image tower: raw features [B, F] -> train-split normalisation -> MLP -> [B, D].
 Scorers: product s(t, i) = w.(t * i) + b, or cosine. Rankers: the scorer, or the inner
 product of class posteriors (train-split class means, or the label classifier).
@@ -130,27 +133,34 @@ class Mlp(nn.Module):
 class TextTower(nn.Module):
     """bow: [B, V] word counts (vertex order = vocab.txt) -> [B, D]."""
 
-    def __init__(self, cfg: dict, vocab: int, embed_dim: int, laplacian: SparseLaplacian | None):
+    def __init__(self, cfg: dict, vocab: int, embed_dim: int, laplacian: SparseLaplacian | None,
+                 own_vertices: Tensor | None = None):
         super().__init__()
         self.kind = cfg["kind"]
         self.input = cfg.get("input", "counts")
         self.input_l2 = bool(cfg.get("input_l2", False))
         self.input_dropout = float(cfg.get("input_dropout", 0.0))
         self.concat_bow = bool(cfg.get("concat_bow", False))
+        self.smooth = bool(cfg.get("smooth", False))
+        if int(cfg.get("own_input_min_count", 0)) > 0 and own_vertices is None:
+            raise ValueError("own_input_min_count is set but the export has no own_vertices")
+        self.register_buffer("own_vertices", None if own_vertices is None else own_vertices.long(), persistent=False)
+        n_own = vocab if own_vertices is None else int(own_vertices.numel())
         self.activation = cfg["activation"]
         self.last_activation = cfg["last_activation"]
         self.n_vertices = vocab
         self.cheb = nn.ModuleList()
-        flat = vocab
-        if self.kind == "gcn":
+        flat = n_own + (vocab if self.smooth else 0)
+        if self.smooth or self.kind == "gcn":
             if laplacian is None:
-                raise ValueError("a gcn text tower needs L~")
+                raise ValueError("a gcn text tower, or smooth, needs L~")
+            self.laplacian = laplacian
+        if self.kind == "gcn":
             f_in = 1
             for layer in cfg["cheb"]:
                 self.cheb.append(ChebConv(layer["k"], f_in, layer["filters"], cfg["bias"] == "per_vertex", vocab))
                 f_in = layer["filters"]
-            flat = vocab * f_in + (vocab if self.concat_bow else 0)
-            self.laplacian = laplacian
+            flat = n_own * f_in + (n_own if self.concat_bow else 0)
         self.mlp = Mlp(flat, list(cfg.get("fc", [])), embed_dim, float(cfg.get("dropout", 0.0)))
 
     def input_signal(self, bow: Tensor) -> Tensor:
@@ -178,11 +188,17 @@ class TextTower(nn.Module):
         if self.input_dropout > 0:
             x = nn.functional.dropout(x, self.input_dropout, self.training)
         if self.kind == "gcn":
-            g = self.graph_layers(x).flatten(1, 2)  # [B, V*F]
-            h = torch.cat([g, x], 1) if self.concat_bow else g
+            g = self.own(self.graph_layers(x)).flatten(1, 2)  # [B, V*F]
+            h = torch.cat([g, self.own(x)], 1) if self.concat_bow else g
+        elif self.smooth:
+            h = torch.cat([self.own(x), -self.laplacian(x.t().contiguous()).t()], 1)  # [B, V_own + V]
         else:
-            h = x
+            h = self.own(x)
         return self.mlp(h)
+
+    def own(self, x: Tensor) -> Tensor:
+        """The vertices of x [B, V, ...] whose own inputs reach the FC layers."""
+        return x if self.own_vertices is None else x.index_select(1, self.own_vertices)
 
 
 class ImageNormalizer(nn.Module):
@@ -298,11 +314,11 @@ class Model(nn.Module):
     `image.*`, `scorer.*`, `classifier.*`)."""
 
     def __init__(self, model_cfg: dict, vocab: int, image_dim: int, laplacian: SparseLaplacian | None,
-                 image_norm: ImageNormalizer, classes: int | None = None):
+                 image_norm: ImageNormalizer, classes: int | None = None, own_vertices: Tensor | None = None):
         super().__init__()
         d = int(model_cfg["embed_dim"])
         self.embed_dim, self.vocab_size, self.image_dim = d, vocab, image_dim
-        self.text = TextTower(model_cfg["text"], vocab, d, laplacian)
+        self.text = TextTower(model_cfg["text"], vocab, d, laplacian, own_vertices)
         img = model_cfg["image"]
         self.image = ImageTower(image_dim, list(img.get("hidden", [])), d, float(img.get("dropout", 0.0)), image_norm)
         self.scorer = Scorer(model_cfg["scorer"], d, float(model_cfg.get("dropout", 0.0)))

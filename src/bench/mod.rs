@@ -225,6 +225,8 @@ fn step_row(idx: &Tensor, vals: &Tensor, v: usize, b: i64, device: Device, quick
             input_dropout: 0.0,
             dropout: 0.0,
             concat_bow: false,
+            own_input_min_count: 0,
+            smooth: false,
         },
         image: ImageTowerConfig { hidden: vec![], dropout: 0.0 },
         embed_dim: 1024,
@@ -233,8 +235,15 @@ fn step_row(idx: &Tensor, vals: &Tensor, v: usize, b: i64, device: Device, quick
         init: Default::default(),
     };
     let vs = VarStore::new(device);
-    let m =
-        crate::model::model(&vs.root(), &cfg, v, 128, (idx.shallow_clone(), vals.shallow_clone()), Default::default());
+    let m = crate::model::model(
+        &vs.root(),
+        &cfg,
+        v,
+        128,
+        (idx.shallow_clone(), vals.shallow_clone()),
+        None,
+        Default::default(),
+    );
     let mut opt = crate::train::optim::Adam::new(&vs);
     let bow = Tensor::rand([b, v as i64], (Kind::Float, device)).lt(0.02).to_kind(Kind::Float);
     let img = Tensor::randn([b, 128], (Kind::Float, device));

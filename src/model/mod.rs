@@ -99,6 +99,17 @@ pub struct TextTowerConfig {
     /// (`[B, V·F + V]`), so that the graph adds to the bag of words rather than replacing it.
     #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub concat_bow: bool,
+    /// Words seen fewer than this many times in the train split reach the FC layers only
+    /// through their graph neighbours: their own vertex features (`gcn`), their own input
+    /// (`mlp`, and the bag of words beside the graph features) are left out of the FC
+    /// input. 0 (the default) keeps every word's own input.
+    #[serde(default, skip_serializing_if = "crate::files::is_zero_usize")]
+    pub own_input_min_count: usize,
+    /// `mlp` only: beside the bag of words, its fixed graph smoothing −L̃x (with the default
+    /// λmax = 2 that is D^−1/2 A D^−1/2 x, each word's neighbours' inputs averaged by degree),
+    /// `[B, V_own + V]`: the twin that sees the graph without learned filters.
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
+    pub smooth: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
@@ -216,6 +227,9 @@ pub struct TextTower {
     pub input_l2: bool,
     pub input_dropout: f64,
     pub concat_bow: bool,
+    pub smooth: bool,
+    /// The vertices whose own inputs reach the FC layers (`own_input_min_count`); None: all.
+    pub own: Option<Tensor>,
     pub n_vertices: usize,
     /// L̃ as dense `[2, nnz]` indices and `[nnz]` values; the sparse tensor is built per forward.
     pub lap_indices: Tensor,
@@ -233,11 +247,26 @@ impl TextTower {
         let x = self.input_signal(bow);
         let x = if self.input_dropout > 0.0 { x.dropout(self.input_dropout, train) } else { x };
         let h = match self.graph_layers(&x) {
-            Some(g) if self.concat_bow => Tensor::cat(&[g.flatten(1, 2), x], 1), // [B, V*F + V]
-            Some(g) => g.flatten(1, 2),                                          // [B, V, F] -> [B, V*F]
-            None => x,
+            Some(g) if self.concat_bow => Tensor::cat(&[self.own(&g).flatten(1, 2), self.own(&x)], 1), // [B, V*F + V]
+            Some(g) => self.own(&g).flatten(1, 2), // [B, V, F] -> [B, V*F]
+            None if self.smooth => Tensor::cat(&[self.own(&x), self.smoothed(&x)], 1), // [B, V_own + V]
+            None => self.own(&x),
         };
         self.fc.forward_t(&h, train)
+    }
+
+    /// The vertices of `x: [B, V, …]` whose own inputs reach the FC layers.
+    fn own(&self, x: &Tensor) -> Tensor {
+        match &self.own {
+            Some(ix) => x.index_select(1, ix),
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// The fixed smoothing −L̃x of an input signal `[B, V] -> [B, V]`.
+    fn smoothed(&self, x: &Tensor) -> Tensor {
+        let lap = sparse_tensor(&self.lap_indices, &self.lap_values, self.n_vertices);
+        -lap.mm(&x.tr().contiguous()).tr()
     }
 
     /// The bag of words as the tower sees it: `bow: [B, V] -> [B, V]` (counts, log(1 + counts)
@@ -346,19 +375,29 @@ pub struct TrainingHeads {
     pub temperature: Option<f64>,
 }
 
+/// The vertices whose own inputs reach the FC layers under `own_input_min_count`, from the
+/// vocabulary's train counts: None when every word's does.
+pub fn own_input_vertices(cfg: &TextTowerConfig, train_counts: &[usize]) -> Option<Vec<i64>> {
+    let min = cfg.own_input_min_count;
+    (min > 0).then(|| (0..train_counts.len()).filter(|&i| train_counts[i] >= min).map(|i| i as i64).collect())
+}
+
 /// Builds the model under `p` (`text/…`, `image/…`, `scorer/…`, and the training heads
 /// `classifier`, `loss/log_temperature` when asked for). `lap` is L̃ as
-/// (indices `[2, nnz]`, values `[nnz]`) over `vocab` vertices.
+/// (indices `[2, nnz]`, values `[nnz]`) over `vocab` vertices; `own` the vertices whose own
+/// inputs reach the FC layers ([`own_input_vertices`]), None for all.
 pub fn model(
     p: &nn::Path,
     cfg: &ModelConfig,
     vocab: usize,
     image_dim: usize,
     lap: (Tensor, Tensor),
+    own: Option<&[i64]>,
     heads: TrainingHeads,
 ) -> Model {
     let tc = &cfg.text;
     let tp = p / "text";
+    let n_own = own.map_or(vocab, <[i64]>::len);
     let (cheb, flat) = match tc.kind {
         TextKind::Gcn => {
             let mut f_in = 1;
@@ -367,10 +406,11 @@ pub fn model(
                 layers.push(cheb_conv(&tp / "cheb" / i, l.k, f_in, l.filters, tc.bias, vocab));
                 f_in = l.filters;
             }
-            (layers, vocab * f_in + if tc.concat_bow { vocab } else { 0 })
+            (layers, n_own * f_in + if tc.concat_bow { n_own } else { 0 })
         }
-        TextKind::Mlp => (Vec::new(), vocab),
+        TextKind::Mlp => (Vec::new(), n_own + if tc.smooth { vocab } else { 0 }),
     };
+    let device = lap.0.device();
     let text = TextTower {
         kind: tc.kind,
         cheb,
@@ -381,6 +421,8 @@ pub fn model(
         input_l2: tc.input_l2,
         input_dropout: tc.input_dropout,
         concat_bow: tc.concat_bow,
+        smooth: tc.smooth,
+        own: own.map(|o| Tensor::from_slice(o).to_device(device)),
         n_vertices: vocab,
         lap_indices: lap.0,
         lap_values: lap.1,

@@ -21,4 +21,4 @@ pub use fingerprint::DataFingerprint;
 pub use image_features::{check_image_features, ImageNormalizer, MAX_FEATURE_MAGNITUDE};
 pub use images::{dataset_images, featurize_images, from_images, image_categories, image_stem, resolve_image_ids};
 pub use prepared::{prepare, Prepared, SplitTensors, SNIPPET_TOKENS};
-pub use text_graph::{read_text_graph_cache, TextGraph};
+pub use text_graph::{read_text_graph_cache, text_graph, TextGraph};

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::graph::knn::cosine_knn;
 use crate::graph::word_graph::Graph;
-use crate::graph::MissingVectors;
+use crate::graph::{MissingVectors, Relation};
 use crate::text::vocab::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
@@ -64,12 +64,16 @@ fn cache_key(cfg: &Config, ds: &Dataset) -> Result<String> {
     let mut h = Sha256::new();
     h.update(b"tgcn-text-graph-v1\0");
     h.update(serde_yaml::to_string(&(&cfg.text, &cfg.vectors, &cfg.graph, cfg.seed))?.as_bytes());
-    for &i in &ds.train {
-        for t in &ds.items[i].tokens {
-            h.update(t.as_bytes());
+    for t in fitting_texts(cfg, ds) {
+        for w in t {
+            h.update(w.as_bytes());
             h.update(b" ");
         }
         h.update(b"\n");
+    }
+    if cfg.text.transductive {
+        // Train counts are stored beside a vocabulary fitted on every split.
+        h.update(ds.train.len().to_le_bytes());
     }
     if let Some(wv) = &ds.word_vectors {
         h.update(wv.words.join(" ").as_bytes());
@@ -78,21 +82,82 @@ fn cache_key(cfg: &Config, ds: &Dataset) -> Result<String> {
     Ok(h.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
 }
 
+/// The texts the vocabulary, the skip-gram vectors and the co-occurrences come from: the
+/// train split, or with `text.transductive` every split's texts, train, validation then
+/// test. Only tokens are read; no label of any split is.
+fn fitting_texts<'a>(cfg: &Config, ds: &'a Dataset) -> Vec<&'a [String]> {
+    let splits: &[&[usize]] = if cfg.text.transductive { &[&ds.train, &ds.val, &ds.test] } else { &[&ds.train] };
+    splits.iter().flat_map(|s| s.iter().map(|&i| ds.items[i].tokens.as_slice())).collect()
+}
+
 fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGraph> {
     let train_texts: Vec<&[String]> = ds.train.iter().map(|&i| ds.items[i].tokens.as_slice()).collect();
-    let vocab = Vocab::fit(train_texts.iter().copied(), cfg.text.min_freq, cfg.text.max_vocab);
+    let texts = fitting_texts(cfg, ds);
+    let vocab = Vocab::fit(texts.iter().copied(), cfg.text.min_freq, cfg.text.max_vocab);
     ensure!(
         !vocab.is_empty(),
-        "the vocabulary is empty: no train word occurs `text.min_freq` = {} times",
+        "the vocabulary is empty: no {} word occurs `text.min_freq` = {} times",
+        if cfg.text.transductive { "" } else { "train" },
         cfg.text.min_freq
     );
-    let wv = crate::text::wordvec::vectors_for(
-        &cfg.vectors,
-        &vocab.words,
-        &train_texts,
-        ds.word_vectors.as_ref(),
-        cfg.seed,
-    )?;
+    // The counts stay train-split counts (what `model.text.own_input_min_count` reads): a
+    // word only the other splits have counts 0.
+    let vocab = if cfg.text.transductive { vocab.recount(train_texts.iter().copied()) } else { vocab };
+    let relations = &cfg.graph.relations;
+    let KnnRelation { vocab, mut entries, without_vector, vector_dim } = if relations.contains(&Relation::Knn) {
+        knn_relation(cfg, ds, &texts, vocab, device)?
+    } else {
+        KnnRelation { vocab, entries: Vec::new(), without_vector: 0, vector_dim: 0 }
+    };
+    let mut counts = vec![("knn", entries.iter().filter(|e| e.0 < e.1).count())];
+    let mut lists: Vec<(&str, Vec<Vec<usize>>)> = Vec::new();
+    if relations.contains(&Relation::Pmi) {
+        let ids: Vec<Vec<usize>> = texts.iter().map(|t| t.iter().filter_map(|w| vocab.get(w)).collect()).collect();
+        lists.push(("pmi", crate::graph::pmi::pmi_neighbours(&ids, vocab.len(), &cfg.graph.pmi)?));
+    }
+    if relations.contains(&Relation::Wordnet) {
+        lists.push(("wordnet", crate::graph::wordnet::wordnet_neighbours(&vocab.words, &cfg.graph.wordnet)?));
+    }
+    // The union of the neighbour lists (SCKR): an edge already present keeps its weight.
+    let mut have: std::collections::HashSet<(usize, usize)> = entries.iter().map(|e| (e.0, e.1)).collect();
+    for (name, l) in &lists {
+        let mut own = std::collections::HashSet::new();
+        for (i, js) in l.iter().enumerate() {
+            for &j in js {
+                own.insert((i.min(j), i.max(j)));
+                if i != j && have.insert((i, j)) {
+                    have.insert((j, i));
+                    entries.push((i, j, 1.0));
+                    entries.push((j, i, 1.0));
+                }
+            }
+        }
+        counts.push((name, own.len()));
+    }
+    entries.sort_by_key(|e| (e.0, e.1));
+    if relations.len() > 1 || relations[0] != Relation::Knn {
+        let shown: Vec<String> = counts
+            .iter()
+            .filter(|(n, _)| relations.iter().any(|r| r.name() == *n))
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect();
+        let union = entries.iter().filter(|e| e.0 < e.1).count();
+        eprintln!("word graph edges by relation: {}; union {union}", shown.join(", "));
+    }
+    Ok(TextGraph { words: vocab.words.clone(), counts: vocab.counts.clone(), entries, without_vector, vector_dim })
+}
+
+/// The kNN relation over the word vectors.
+struct KnnRelation {
+    /// The vocabulary, less the words without a vector under `missing_vectors: drop`.
+    vocab: Vocab,
+    entries: Vec<(usize, usize, f32)>,
+    without_vector: usize,
+    vector_dim: usize,
+}
+
+fn knn_relation(cfg: &Config, ds: &Dataset, texts: &[&[String]], vocab: Vocab, device: Device) -> Result<KnnRelation> {
+    let wv = crate::text::wordvec::vectors_for(&cfg.vectors, &vocab.words, texts, ds.word_vectors.as_ref(), cfg.seed)?;
     let coverage = crate::text::wordvec::Coverage::of(&vocab.words, &wv);
     eprintln!("word vectors ({}): {coverage}", cfg.vectors.source.name());
     let idx = wv.index();
@@ -120,18 +185,12 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         entries.extend(isolated.map(|i| (i, i, 1.0)));
     }
     entries.sort_by_key(|e| (e.0, e.1));
-    Ok(TextGraph {
-        words: vocab.words.clone(),
-        counts: vocab.counts.clone(),
-        entries,
-        without_vector: without,
-        vector_dim: wv.dim,
-    })
+    Ok(KnnRelation { vocab, entries, without_vector: without, vector_dim: wv.dim })
 }
 
 /// The text graph from `cache/text-graph-<key>.json` when present, else built and stored
 /// there, under the lock `locks/text-graph-<key>.lock` that concurrent runs share.
-pub(super) fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) -> Result<TextGraph> {
+pub fn text_graph(cfg: &Config, ds: &Dataset, device: Device, cache: Option<&Path>) -> Result<TextGraph> {
     let Some(dir) = cache else {
         return build_text_graph(cfg, ds, device);
     };

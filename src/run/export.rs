@@ -87,6 +87,7 @@ pub fn export_run(
         data.vocab.len(),
         data.image_dim,
         data.laplacian.to_tensors(cpu),
+        crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts).as_deref(),
         Default::default(),
     );
     vs.copy(trained).context("cannot copy the trained weights for export")?;
@@ -234,7 +235,11 @@ fn safetensors(tensors: &[(&str, Tensor)], path: &Path) -> Result<()> {
 fn write_pytorch_inputs(cfg: &Config, data: &Prepared, ranker: &Ranker, dir: &Path) -> Result<()> {
     let cpu = Device::Cpu;
     let (indices, values) = data.laplacian.to_tensors(cpu);
-    safetensors(&[("indices", indices), ("values", values)], &dir.join("laplacian.safetensors"))?;
+    let mut lap = vec![("indices", indices), ("values", values)];
+    if let Some(own) = crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts) {
+        lap.push(("own_vertices", Tensor::from_slice(&own)));
+    }
+    safetensors(&lap, &dir.join("laplacian.safetensors"))?;
     let norm = &data.image_norm;
     safetensors(
         &[("shift", norm.shift.to_device(cpu)), ("scale", norm.scale.to_device(cpu))],

@@ -36,4 +36,10 @@ pub struct TextConfig {
     /// vector file (GloVe 6B) covers them. The `en` tokenizer lowercases raw texts anyway.
     #[serde(default, skip_serializing_if = "crate::files::is_false")]
     pub lowercase: bool,
+    /// Transductive: the vocabulary, skip-gram vectors and PMI co-occurrences come from the
+    /// texts of every split (train, validation and the unlabeled test texts), as TextGCN
+    /// does. Tokens only: no label outside the train split is read. Off (inductive): the
+    /// train split alone. Results with it are reported apart from inductive ones.
+    #[serde(default, skip_serializing_if = "crate::files::is_false")]
+    pub transductive: bool,
 }

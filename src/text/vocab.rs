@@ -53,6 +53,23 @@ impl Vocab {
         self.index.get(w).copied()
     }
 
+    /// The same words in the same order, with their counts in `texts` (0 for a word that
+    /// `texts` lacks).
+    pub fn recount<'a, I>(&self, texts: I) -> Vocab
+    where
+        I: IntoIterator<Item = &'a [String]>,
+    {
+        let mut counts = vec![0; self.len()];
+        for t in texts {
+            for w in t {
+                if let Some(i) = self.get(w) {
+                    counts[i] += 1;
+                }
+            }
+        }
+        Vocab::from_words(self.words.clone(), counts)
+    }
+
     /// Keeps the words whose flag is set, in their order.
     pub fn retain(&self, keep: &[bool]) -> Vocab {
         let (words, counts) = self

@@ -18,7 +18,8 @@ pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
         classes: (cfg.loss.label > 0.0).then_some(data.classes.len()),
         temperature: cfg.loss.learn_temperature.then_some(cfg.loss.temperature),
     };
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, heads);
+    let own = crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts);
+    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, own.as_deref(), heads);
     (vs, m)
 }
 
