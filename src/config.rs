@@ -604,6 +604,10 @@ fn validate_graph(g: &GraphConfig) -> Result<()> {
         ensure!(!g.relations[..i].contains(r), "`graph.relations` names {} twice", r.name());
     }
     ensure!(g.pmi.window >= 2, "`graph.pmi.window` is {}; a window must hold at least 2 tokens", g.pmi.window);
+    ensure!(
+        g.combine == crate::graph::Combine::Union || g.relations.len() >= 2,
+        "`graph.combine: separate` gives each relation its own Chebyshev stack; `graph.relations` names only one"
+    );
     pos("graph.pmi.k", g.pmi.k)?;
     pos("graph.pmi.min_count", g.pmi.min_count)
 }

@@ -100,6 +100,9 @@ fn graph_option_keys_are_checked() {
         ("graph.relations=[knn, lexicon]", "graph.relations"),
         ("graph.relations=[]", "graph.relations"),
         ("graph.relations=[pmi, pmi]", "names pmi twice"),
+        ("graph.combin=separate", "combin"),
+        ("graph.combine=apart", "graph.combine"),
+        ("graph.combine=separate", "names only one"),
         ("graph.pmi.windw=10", "windw"),
         ("graph.pmi.window=1", "graph.pmi.window"),
         ("graph.pmi.k=0", "graph.pmi.k"),
@@ -119,6 +122,7 @@ fn graph_option_keys_are_checked() {
         base(),
         Layer::from_set("graph.relations=[knn, pmi, wordnet]").unwrap(),
         Layer::from_set("graph.pmi.window=10").unwrap(),
+        Layer::from_set("graph.combine=separate").unwrap(),
         Layer::from_set("model.text.kind=mlp").unwrap(),
         Layer::from_set("model.text.smooth=true").unwrap(),
         Layer::from_set("model.text.own_input_min_count=3").unwrap(),
@@ -127,7 +131,7 @@ fn graph_option_keys_are_checked() {
     .unwrap();
     assert_eq!(Config::from_yaml_str(&cfg.to_yaml().unwrap(), "roundtrip").unwrap(), cfg);
     let yaml = Config::from_layers(&[base()]).unwrap().to_yaml().unwrap();
-    for key in ["relations", "pmi", "wordnet", "transductive", "own_input_min_count", "smooth"] {
+    for key in ["relations", "combine", "pmi", "wordnet", "transductive", "own_input_min_count", "smooth"] {
         assert!(!yaml.contains(key), "{key} written with its default: {yaml}");
     }
 }

@@ -411,6 +411,7 @@ fn fuzz_text_graph_cache() {
         words: (0..n).map(|i| format!("w{i}")).collect(),
         counts: (0..n).map(|i| 10 + i).collect(),
         entries,
+        relation_entries: Vec::new(),
         without_vector: 1,
         vector_dim: 50,
     };

@@ -71,7 +71,8 @@ fn pytorch_modules_pt2_and_onnx_match_rust_on_synthetic() {
 /// bias, leaky ReLU, log1p + L2 input beside the graph features, hidden FC layers, L2 image
 /// normalisation and class-posterior ranking, rare words' own inputs left out; then the
 /// cosine scorer, the `mlp` text tower with the fixed graph smoothing beside its input, and
-/// the label classifier's sigmoid posteriors on multi-label data.
+/// the label classifier's sigmoid posteriors on multi-label data; last, separate Chebyshev
+/// stacks on the kNN and PMI relations.
 #[test]
 fn pytorch_export_matches_rust_on_every_model_branch() {
     let Some(py) = torch_python() else { return };
@@ -113,6 +114,17 @@ fn pytorch_export_matches_rust_on_every_model_branch() {
         &temp_dir("pytorch_classifier"),
     );
     own_vertices(&run);
+    // One Chebyshev stack per relation, each on its own L~.
+    check_run(
+        &py,
+        &tiny(&[
+            "graph.relations=[knn, pmi]",
+            "graph.combine=separate",
+            "graph.pmi={window: 5, k: 4, min_count: 2}",
+            "model.text.cheb=[{k: 3, filters: 2}]",
+        ]),
+        &temp_dir("pytorch_separate"),
+    );
 }
 
 /// The vocabulary size of a run's export.

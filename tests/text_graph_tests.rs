@@ -413,4 +413,18 @@ fn relations_are_joined_by_union() {
     let union: std::collections::HashSet<(usize, usize)> = knn.union(&pmi).chain(&lex).copied().collect();
     assert_eq!(all, union);
     assert!(all.iter().all(|&(i, j)| all.contains(&(j, i)) && i != j));
+    // `graph.combine: separate` keeps the union and each relation's own graph, in the order
+    // the config names them.
+    let cfg = small_cfg(&[
+        "graph.relations=[wordnet, knn, pmi]",
+        "graph.combine=separate",
+        "graph.pmi={window: 3, k: 2, min_count: 1}",
+        &wordnet,
+    ]);
+    let tg = tgcn::prepare::text_graph(&cfg, &ds, Device::Cpu, None).unwrap();
+    let set = |e: &[(usize, usize, f32)]| e.iter().map(|e| (e.0, e.1)).collect::<std::collections::HashSet<_>>();
+    assert_eq!(set(&tg.entries), all);
+    assert_eq!(tg.relation_entries.len(), 3);
+    assert_eq!((set(&tg.relation_entries[0]), set(&tg.relation_entries[1])), (lex, knn));
+    assert_eq!(set(&tg.relation_entries[2]), pmi);
 }

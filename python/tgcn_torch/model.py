@@ -7,7 +7,9 @@ L2, dropout) -> [V, B, 1] vertex-major -> Chebyshev stack -> [B, V, F] -> flatte
 Text tower (`mlp`): the transformed bow [B, V] (with smooth, its fixed smoothing -L~x
 beside it: [B, 2V]) -> FC layers -> [B, D]. With own_input_min_count, only the vertices
 in `own_vertices` (words seen often enough in training) keep their own features and
-inputs in the FC input; the others reach it through their graph neighbours.
+inputs in the FC input; the others reach it through their graph neighbours. With
+graph.combine: separate, one Chebyshev stack per relation (`cheb_<relation>`), each on its
+own L~, their features side by side: [B, V, F * relations].
 Image tower: raw features [B, F] -> train-split normalisation -> MLP -> [B, D].
 Scorers: product s(t, i) = w.(t * i) + b, or cosine. Rankers: the scorer, or the inner
 product of class posteriors (train-split class means, or the label classifier).
@@ -134,7 +136,7 @@ class TextTower(nn.Module):
     """bow: [B, V] word counts (vertex order = vocab.txt) -> [B, D]."""
 
     def __init__(self, cfg: dict, vocab: int, embed_dim: int, laplacian: SparseLaplacian | None,
-                 own_vertices: Tensor | None = None):
+                 own_vertices: Tensor | None = None, relations: list[tuple[str, SparseLaplacian]] | None = None):
         super().__init__()
         self.kind = cfg["kind"]
         self.input = cfg.get("input", "counts")
@@ -155,12 +157,22 @@ class TextTower(nn.Module):
             if laplacian is None:
                 raise ValueError("a gcn text tower, or smooth, needs L~")
             self.laplacian = laplacian
+        # (stack attribute, its L~): `cheb` on the word graph, or `cheb_<relation>` on each
+        # relation's own L~ (graph.combine: separate).
+        self.stacks = [("cheb", laplacian)]
+        if relations:
+            self.stacks = [(f"cheb_{n}", lap) for n, lap in relations]
+            for n, lap in relations:
+                setattr(self, f"cheb_{n}", nn.ModuleList())
+                self.add_module(f"laplacian_{n}", lap)
         if self.kind == "gcn":
-            f_in = 1
-            for layer in cfg["cheb"]:
-                self.cheb.append(ChebConv(layer["k"], f_in, layer["filters"], cfg["bias"] == "per_vertex", vocab))
-                f_in = layer["filters"]
-            flat = n_own * f_in + (n_own if self.concat_bow else 0)
+            for name, _ in self.stacks:
+                f_in = 1
+                for layer in cfg["cheb"]:
+                    getattr(self, name).append(ChebConv(layer["k"], f_in, layer["filters"], cfg["bias"] == "per_vertex", vocab))
+                    f_in = layer["filters"]
+            f = f_in * len(self.stacks)
+            flat = n_own * f + (n_own if self.concat_bow else 0)
         self.mlp = Mlp(flat, list(cfg.get("fc", [])), embed_dim, float(cfg.get("dropout", 0.0)))
 
     def input_signal(self, bow: Tensor) -> Tensor:
@@ -177,10 +189,14 @@ class TextTower(nn.Module):
 
     def graph_layers(self, x: Tensor) -> Tensor:
         """The Chebyshev stack on an input signal [B, V] -> [B, V, F]."""
-        h = x.t().contiguous().unsqueeze(-1)  # [V, B, 1], vertex-major
-        last = len(self.cheb) - 1
-        for i, layer in enumerate(self.cheb):
-            h = activate(layer.forward_vertex_major(self.laplacian, h), self.last_activation if i == last else self.activation)
+        x = x.t().contiguous().unsqueeze(-1)  # [V, B, 1], vertex-major
+        outs = []
+        for name, lap in self.stacks:
+            h, layers = x, getattr(self, name)
+            for i, layer in enumerate(layers):
+                h = activate(layer.forward_vertex_major(lap, h), self.last_activation if i == len(layers) - 1 else self.activation)
+            outs.append(h)
+        h = outs[0] if len(outs) == 1 else torch.cat(outs, 2)
         return h.transpose(0, 1)  # [B, V, F]
 
     def forward(self, bow: Tensor) -> Tensor:
@@ -314,11 +330,12 @@ class Model(nn.Module):
     `image.*`, `scorer.*`, `classifier.*`)."""
 
     def __init__(self, model_cfg: dict, vocab: int, image_dim: int, laplacian: SparseLaplacian | None,
-                 image_norm: ImageNormalizer, classes: int | None = None, own_vertices: Tensor | None = None):
+                 image_norm: ImageNormalizer, classes: int | None = None, own_vertices: Tensor | None = None,
+                 relations: list[tuple[str, SparseLaplacian]] | None = None):
         super().__init__()
         d = int(model_cfg["embed_dim"])
         self.embed_dim, self.vocab_size, self.image_dim = d, vocab, image_dim
-        self.text = TextTower(model_cfg["text"], vocab, d, laplacian, own_vertices)
+        self.text = TextTower(model_cfg["text"], vocab, d, laplacian, own_vertices, relations)
         img = model_cfg["image"]
         self.image = ImageTower(image_dim, list(img.get("hidden", [])), d, float(img.get("dropout", 0.0)), image_norm)
         self.scorer = Scorer(model_cfg["scorer"], d, float(model_cfg.get("dropout", 0.0)))

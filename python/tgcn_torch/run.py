@@ -124,6 +124,7 @@ def load_run(run, device: str | torch.device = "cpu") -> Run:
     t = load_file(str(export / info["laplacian"]["file"]))
     lap = SparseLaplacian(t["indices"], t["values"], v)
     own_vertices = t.get("own_vertices")
+    relations = [(n, SparseLaplacian(t[f"indices_{n}"], t[f"values_{n}"], v)) for n in info["laplacian"].get("relations", [])]
     norm_t = load_file(str(export / info["image_norm"]["file"]))
     norm = ImageNormalizer(norm_t["shift"], norm_t["scale"], info["image_norm"]["kind"], bool(info["image_norm"]["sqrt"]))
 
@@ -138,7 +139,7 @@ def load_run(run, device: str | torch.device = "cpu") -> Run:
                          f"run `tgcn export --run {path}` to bring it up to date")
     state = load_file(str(weights))
     classes = state["classifier.weight"].shape[0] if "classifier.weight" in state else None
-    model = Model(model_cfg, v, f, lap, norm, classes, own_vertices)
+    model = Model(model_cfg, v, f, lap, norm, classes, own_vertices, relations)
     model.load_rust_state(state)
 
     r = info["ranking"]

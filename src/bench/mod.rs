@@ -240,8 +240,7 @@ fn step_row(idx: &Tensor, vals: &Tensor, v: usize, b: i64, device: Device, quick
         &cfg,
         v,
         128,
-        (idx.shallow_clone(), vals.shallow_clone()),
-        None,
+        crate::model::GraphInputs::union((idx.shallow_clone(), vals.shallow_clone())),
         Default::default(),
     );
     let mut opt = crate::train::optim::Adam::new(&vs);

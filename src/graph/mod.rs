@@ -35,6 +35,11 @@ pub struct GraphConfig {
     /// An edge that only `pmi` or `wordnet` gives has weight 1.
     #[serde(default = "knn_only", skip_serializing_if = "is_knn_only")]
     pub relations: Vec<Relation>,
+    /// How several relations make the graph: `union` (one graph of the joined neighbour
+    /// lists, SCKR's way) or `separate` (one L̃ per relation, each with its own Chebyshev
+    /// stack, their features side by side).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub combine: Combine,
     /// Settings of the `pmi` relation.
     #[serde(default, skip_serializing_if = "is_default")]
     pub pmi: pmi::PmiConfig,
@@ -63,6 +68,14 @@ impl Relation {
             Relation::Wordnet => "wordnet",
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    #[default]
+    Union,
+    Separate,
 }
 
 fn knn_only() -> Vec<Relation> {

@@ -216,10 +216,38 @@ impl Mlp {
     }
 }
 
+/// One Chebyshev stack and the L̃ it filters on, as dense `[2, nnz]` indices and `[nnz]`
+/// values (the sparse tensor is built per forward).
+#[derive(Debug)]
+pub struct GraphStack {
+    pub cheb: Vec<ChebConv>,
+    pub lap_indices: Tensor,
+    pub lap_values: Tensor,
+}
+
+/// What the text tower takes from the prepared graph.
+pub struct GraphInputs {
+    /// L̃ of the word graph (the union of the relations): indices `[2, nnz]`, values `[nnz]`.
+    pub lap: (Tensor, Tensor),
+    /// `graph.combine: separate`: each relation's name and L̃; empty otherwise.
+    pub relations: Vec<(String, (Tensor, Tensor))>,
+    /// The vertices whose own inputs reach the FC layers ([`own_input_vertices`]); None: all.
+    pub own: Option<Vec<i64>>,
+}
+
+impl GraphInputs {
+    /// One graph, every word's own input kept.
+    pub fn union(lap: (Tensor, Tensor)) -> GraphInputs {
+        GraphInputs { lap, relations: Vec::new(), own: None }
+    }
+}
+
 #[derive(Debug)]
 pub struct TextTower {
     pub kind: TextKind,
-    pub cheb: Vec<ChebConv>,
+    /// `gcn`: one stack on the word graph, or one per relation (`graph.combine: separate`),
+    /// their output features side by side; empty for `mlp`.
+    pub stacks: Vec<GraphStack>,
     pub activation: Activation,
     pub last_activation: Activation,
     pub fc: Mlp,
@@ -231,7 +259,7 @@ pub struct TextTower {
     /// The vertices whose own inputs reach the FC layers (`own_input_min_count`); None: all.
     pub own: Option<Tensor>,
     pub n_vertices: usize,
-    /// L̃ as dense `[2, nnz]` indices and `[nnz]` values; the sparse tensor is built per forward.
+    /// L̃ of the word graph as dense `[2, nnz]` indices and `[nnz]` values (the smoothing's).
     pub lap_indices: Tensor,
     pub lap_values: Tensor,
 }
@@ -290,18 +318,26 @@ impl TextTower {
         self.graph_layers(&self.input_signal(bow))
     }
 
-    /// The Chebyshev stack on an input signal `[B, V] -> [B, V, F]`; None for `mlp`.
+    /// The Chebyshev stacks on an input signal `[B, V] -> [B, V, F]` (F summed over the
+    /// stacks); None for `mlp`.
     fn graph_layers(&self, x: &Tensor) -> Option<Tensor> {
         if self.kind == TextKind::Mlp {
             return None;
         }
-        let lap = sparse_tensor(&self.lap_indices, &self.lap_values, self.n_vertices);
-        let mut h = x.tr().contiguous().unsqueeze(-1); // [V, B, 1], vertex-major for the sparse products
-        let last = self.cheb.len() - 1;
-        for (i, layer) in self.cheb.iter().enumerate() {
-            let a = if i == last { self.last_activation } else { self.activation };
-            h = activate(layer.forward_vertex_major(&lap, &h), a); // [V, B, F_i]
-        }
+        let x = x.tr().contiguous().unsqueeze(-1); // [V, B, 1], vertex-major for the sparse products
+        let outs: Vec<Tensor> = self
+            .stacks
+            .iter()
+            .map(|s| {
+                let lap = sparse_tensor(&s.lap_indices, &s.lap_values, self.n_vertices);
+                let last = s.cheb.len() - 1;
+                s.cheb.iter().enumerate().fold(x.shallow_clone(), |h, (i, layer)| {
+                    let a = if i == last { self.last_activation } else { self.activation };
+                    activate(layer.forward_vertex_major(&lap, &h), a) // [V, B, F_i]
+                })
+            })
+            .collect();
+        let h = if outs.len() == 1 { outs.into_iter().next().expect("one stack") } else { Tensor::cat(&outs, 2) };
         Some(h.transpose(0, 1)) // [B, V, F]
     }
 }
@@ -383,37 +419,50 @@ pub fn own_input_vertices(cfg: &TextTowerConfig, train_counts: &[usize]) -> Opti
 }
 
 /// Builds the model under `p` (`text/…`, `image/…`, `scorer/…`, and the training heads
-/// `classifier`, `loss/log_temperature` when asked for). `lap` is L̃ as
-/// (indices `[2, nnz]`, values `[nnz]`) over `vocab` vertices; `own` the vertices whose own
-/// inputs reach the FC layers ([`own_input_vertices`]), None for all.
+/// `classifier`, `loss/log_temperature` when asked for) over `vocab` vertices. The stack on
+/// the word graph is `text/cheb/{layer}`; with separate relations, `text/cheb_{relation}/{layer}`.
 pub fn model(
     p: &nn::Path,
     cfg: &ModelConfig,
     vocab: usize,
     image_dim: usize,
-    lap: (Tensor, Tensor),
-    own: Option<&[i64]>,
+    graph: GraphInputs,
     heads: TrainingHeads,
 ) -> Model {
     let tc = &cfg.text;
     let tp = p / "text";
-    let n_own = own.map_or(vocab, <[i64]>::len);
-    let (cheb, flat) = match tc.kind {
+    let n_own = graph.own.as_ref().map_or(vocab, Vec::len);
+    let laps: Vec<(String, (Tensor, Tensor))> = if graph.relations.is_empty() {
+        vec![("cheb".to_string(), (graph.lap.0.shallow_clone(), graph.lap.1.shallow_clone()))]
+    } else {
+        graph.relations.into_iter().map(|(n, l)| (format!("cheb_{n}"), l)).collect()
+    };
+    let (stacks, flat) = match tc.kind {
         TextKind::Gcn => {
-            let mut f_in = 1;
-            let mut layers = Vec::new();
-            for (i, l) in tc.cheb.iter().enumerate() {
-                layers.push(cheb_conv(&tp / "cheb" / i, l.k, f_in, l.filters, tc.bias, vocab));
-                f_in = l.filters;
-            }
-            (layers, n_own * f_in + if tc.concat_bow { n_own } else { 0 })
+            let f_out = tc.cheb.last().map_or(1, |l| l.filters);
+            let stacks: Vec<GraphStack> = laps
+                .into_iter()
+                .map(|(name, (lap_indices, lap_values))| {
+                    let mut f_in = 1;
+                    let mut cheb = Vec::new();
+                    for (i, l) in tc.cheb.iter().enumerate() {
+                        cheb.push(cheb_conv(&tp / name.as_str() / i, l.k, f_in, l.filters, tc.bias, vocab));
+                        f_in = l.filters;
+                    }
+                    GraphStack { cheb, lap_indices, lap_values }
+                })
+                .collect();
+            let f = f_out * stacks.len();
+            (stacks, n_own * f + if tc.concat_bow { n_own } else { 0 })
         }
         TextKind::Mlp => (Vec::new(), n_own + if tc.smooth { vocab } else { 0 }),
     };
-    let device = lap.0.device();
+    let device = graph.lap.0.device();
+    let own = graph.own;
+    let lap = graph.lap;
     let text = TextTower {
         kind: tc.kind,
-        cheb,
+        stacks,
         activation: tc.activation,
         last_activation: tc.last_activation,
         fc: mlp(&tp / "mlp", flat, &tc.fc, cfg.embed_dim, tc.dropout, cfg.init),
@@ -422,7 +471,7 @@ pub fn model(
         input_dropout: tc.input_dropout,
         concat_bow: tc.concat_bow,
         smooth: tc.smooth,
-        own: own.map(|o| Tensor::from_slice(o).to_device(device)),
+        own: own.map(|o| Tensor::from_slice(&o).to_device(device)),
         n_vertices: vocab,
         lap_indices: lap.0,
         lap_values: lap.1,

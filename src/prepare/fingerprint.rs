@@ -49,10 +49,19 @@ impl Prepared {
         }
         let mut g = Sha256::new();
         g.update(self.laplacian.n.to_le_bytes());
-        for ((r, c), x) in self.laplacian.rows.iter().zip(&self.laplacian.cols).zip(&self.laplacian.vals) {
-            g.update(r.to_le_bytes());
-            g.update(c.to_le_bytes());
-            g.update(x.to_le_bytes());
+        for (k, (name, lap)) in std::iter::once(("", &self.laplacian))
+            .chain(self.relation_laplacians.iter().map(|(n, l)| (n.as_str(), l)))
+            .enumerate()
+        {
+            if k > 0 {
+                // Separate relations only: a union graph's hash is as before.
+                g.update(name.as_bytes());
+            }
+            for ((r, c), x) in lap.rows.iter().zip(&lap.cols).zip(&lap.vals) {
+                g.update(r.to_le_bytes());
+                g.update(c.to_le_bytes());
+                g.update(x.to_le_bytes());
+            }
         }
         let (mut s, mut f) = (Sha256::new(), Sha256::new());
         for t in [&self.train, &self.val, &self.test] {

@@ -56,6 +56,9 @@ pub struct Prepared {
     pub graph: GraphStats,
     pub laplacian: Coo,
     pub lambda_max: f64,
+    /// With `graph.combine: separate`: each relation's name and rescaled Laplacian, in
+    /// `graph.relations` order; empty otherwise.
+    pub relation_laplacians: Vec<(String, Coo)>,
     pub image_dim: usize,
     pub image_norm: ImageNormalizer,
     pub train: SplitTensors,
@@ -123,6 +126,15 @@ impl Prepared {
             Split::Train => &self.train,
             Split::Val => &self.val,
             Split::Test => &self.test,
+        }
+    }
+
+    /// What the text tower takes from the graph under `cfg`, on `device`.
+    pub fn graph_inputs(&self, cfg: &crate::model::TextTowerConfig, device: Device) -> crate::model::GraphInputs {
+        crate::model::GraphInputs {
+            lap: self.laplacian.to_tensors(device),
+            relations: self.relation_laplacians.iter().map(|(n, l)| (n.clone(), l.to_tensors(device))).collect(),
+            own: crate::model::own_input_vertices(cfg, &self.vocab.counts),
         }
     }
 
@@ -204,6 +216,11 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
     let v = vocab.len();
     let graph = Graph { n: v, entries: tg.entries.clone() };
     let (laplacian, lambda_max) = rescaled_laplacian(&graph, cfg.graph.lambda_max)?;
+    let mut relation_laplacians = Vec::new();
+    for (r, entries) in cfg.graph.relations.iter().zip(&tg.relation_entries) {
+        let (l, _) = rescaled_laplacian(&Graph { n: v, entries: entries.clone() }, cfg.graph.lambda_max)?;
+        relation_laplacians.push((r.name().to_string(), l));
+    }
     let dropped = if cfg.graph.missing_vectors == MissingVectors::Drop { tg.without_vector } else { 0 };
 
     let split_tensors = |s: Split| -> SplitTensors {
@@ -257,6 +274,7 @@ pub fn prepare(cfg: &Config, device: Device, cache: Option<&Path>) -> Result<Pre
         graph: graph.stats(),
         laplacian,
         lambda_max,
+        relation_laplacians,
         image_dim: ds.image_dim,
         image_norm: norm,
         train,

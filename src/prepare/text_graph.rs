@@ -5,11 +5,14 @@ use crate::config::Config;
 use crate::data::Dataset;
 use crate::graph::knn::cosine_knn;
 use crate::graph::word_graph::Graph;
-use crate::graph::{MissingVectors, Relation};
+use crate::graph::{Combine, MissingVectors, Relation};
 use crate::text::vocab::Vocab;
 use anyhow::{bail, ensure, Context, Result};
 use std::path::Path;
 use tch::Device;
+
+/// Graph entries (i, j, w) over vocabulary indices.
+type Entries = Vec<(usize, usize, f32)>;
 
 /// The cached part of preparation: vocabulary and word graph (their inputs are the train
 /// tokens and the text/vectors/graph settings; word vectors and kNN are the slow steps).
@@ -19,6 +22,10 @@ pub struct TextGraph {
     pub counts: Vec<usize>,
     /// Graph entries (i, j, w) over vocabulary indices, symmetric.
     pub entries: Vec<(usize, usize, f32)>,
+    /// With `graph.combine: separate`, each relation's own entries, in `graph.relations`
+    /// order; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relation_entries: Vec<Vec<(usize, usize, f32)>>,
     /// Vocabulary words without a vector: dropped, or kept as isolated vertices.
     pub without_vector: usize,
     pub vector_dim: usize,
@@ -36,9 +43,11 @@ impl TextGraph {
         if let Some(w) = self.words.iter().find(|w| !seen.insert(w.as_str())) {
             bail!("{what}: the word {w:?} is in the vocabulary twice");
         }
-        for (k, &(i, j, w)) in self.entries.iter().enumerate() {
-            ensure!(i < v && j < v, "{what}: graph entry {k} is ({i}, {j}) but the vocabulary has {v} words");
-            ensure!(w.is_finite() && w >= 0.0, "{what}: graph entry {k} ({i}, {j}) has weight {w}");
+        for entries in std::iter::once(&self.entries).chain(&self.relation_entries) {
+            for (k, &(i, j, w)) in entries.iter().enumerate() {
+                ensure!(i < v && j < v, "{what}: graph entry {k} is ({i}, {j}) but the vocabulary has {v} words");
+                ensure!(w.is_finite() && w >= 0.0, "{what}: graph entry {k} ({i}, {j}) has weight {w}");
+            }
         }
         Ok(())
     }
@@ -110,17 +119,18 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         KnnRelation { vocab, entries: Vec::new(), without_vector: 0, vector_dim: 0 }
     };
     let mut counts = vec![("knn", entries.iter().filter(|e| e.0 < e.1).count())];
-    let mut lists: Vec<(&str, Vec<Vec<usize>>)> = Vec::new();
+    let mut separate: Vec<(Relation, Entries)> = vec![(Relation::Knn, entries.clone())];
+    let mut lists: Vec<(Relation, Vec<Vec<usize>>)> = Vec::new();
     if relations.contains(&Relation::Pmi) {
         let ids: Vec<Vec<usize>> = texts.iter().map(|t| t.iter().filter_map(|w| vocab.get(w)).collect()).collect();
-        lists.push(("pmi", crate::graph::pmi::pmi_neighbours(&ids, vocab.len(), &cfg.graph.pmi)?));
+        lists.push((Relation::Pmi, crate::graph::pmi::pmi_neighbours(&ids, vocab.len(), &cfg.graph.pmi)?));
     }
     if relations.contains(&Relation::Wordnet) {
-        lists.push(("wordnet", crate::graph::wordnet::wordnet_neighbours(&vocab.words, &cfg.graph.wordnet)?));
+        lists.push((Relation::Wordnet, crate::graph::wordnet::wordnet_neighbours(&vocab.words, &cfg.graph.wordnet)?));
     }
     // The union of the neighbour lists (SCKR): an edge already present keeps its weight.
     let mut have: std::collections::HashSet<(usize, usize)> = entries.iter().map(|e| (e.0, e.1)).collect();
-    for (name, l) in &lists {
+    for (rel, l) in &lists {
         let mut own = std::collections::HashSet::new();
         for (i, js) in l.iter().enumerate() {
             for &j in js {
@@ -132,8 +142,20 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
                 }
             }
         }
-        counts.push((name, own.len()));
+        counts.push((rel.name(), own.len()));
+        let mut e: Vec<(usize, usize, f32)> =
+            own.iter().filter(|p| p.0 != p.1).flat_map(|&(i, j)| [(i, j, 1.0), (j, i, 1.0)]).collect();
+        e.sort_by_key(|e| (e.0, e.1));
+        separate.push((*rel, e));
     }
+    // Each relation's own graph, in the order `graph.relations` names them.
+    let relation_entries = match cfg.graph.combine {
+        Combine::Separate => relations
+            .iter()
+            .map(|r| separate.iter().find(|(s, _)| s == r).map(|(_, e)| e.clone()).unwrap_or_default())
+            .collect(),
+        Combine::Union => Vec::new(),
+    };
     entries.sort_by_key(|e| (e.0, e.1));
     if relations.len() > 1 || relations[0] != Relation::Knn {
         let shown: Vec<String> = counts
@@ -144,7 +166,14 @@ fn build_text_graph(cfg: &Config, ds: &Dataset, device: Device) -> Result<TextGr
         let union = entries.iter().filter(|e| e.0 < e.1).count();
         eprintln!("word graph edges by relation: {}; union {union}", shown.join(", "));
     }
-    Ok(TextGraph { words: vocab.words.clone(), counts: vocab.counts.clone(), entries, without_vector, vector_dim })
+    Ok(TextGraph {
+        words: vocab.words.clone(),
+        counts: vocab.counts.clone(),
+        entries,
+        relation_entries,
+        without_vector,
+        vector_dim,
+    })
 }
 
 /// The kNN relation over the word vectors.

@@ -86,8 +86,7 @@ pub fn export_run(
         &cfg.model,
         data.vocab.len(),
         data.image_dim,
-        data.laplacian.to_tensors(cpu),
-        crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts).as_deref(),
+        data.graph_inputs(&cfg.model.text, cpu),
         Default::default(),
     );
     vs.copy(trained).context("cannot copy the trained weights for export")?;
@@ -239,6 +238,14 @@ fn write_pytorch_inputs(cfg: &Config, data: &Prepared, ranker: &Ranker, dir: &Pa
     if let Some(own) = crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts) {
         lap.push(("own_vertices", Tensor::from_slice(&own)));
     }
+    // `graph.combine: separate`: each relation's L̃ as indices_<relation>, values_<relation>.
+    let names: Vec<(String, String)> =
+        data.relation_laplacians.iter().map(|(n, _)| (format!("indices_{n}"), format!("values_{n}"))).collect();
+    for ((i, v), (_, l)) in names.iter().zip(&data.relation_laplacians) {
+        let (idx, vals) = l.to_tensors(cpu);
+        lap.push((i.as_str(), idx));
+        lap.push((v.as_str(), vals));
+    }
     safetensors(&lap, &dir.join("laplacian.safetensors"))?;
     let norm = &data.image_norm;
     safetensors(
@@ -282,7 +289,11 @@ fn write_pytorch_inputs(cfg: &Config, data: &Prepared, ranker: &Ranker, dir: &Pa
         "image_dim": data.image_dim,
         "classes": data.classes,
         "multi_label": data.multi_label,
-        "laplacian": {"file": "laplacian.safetensors", "lambda_max": data.lambda_max},
+        "laplacian": {
+            "file": "laplacian.safetensors",
+            "lambda_max": data.lambda_max,
+            "relations": data.relation_laplacians.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        },
         "image_norm": {"file": "image_norm.safetensors", "kind": cfg.data.image_norm, "sqrt": norm.sqrt},
         "ranking": ranking,
         "pre_tokenized": crate::prepare::dataset::pre_tokenized(cfg),

@@ -13,13 +13,12 @@ use tch::nn::VarStore;
 /// Builds the model on the data's device, with L̃ from the prepared graph.
 pub fn build_model(cfg: &Config, data: &Prepared) -> (VarStore, Model) {
     let vs = VarStore::new(data.device);
-    let lap = data.laplacian.to_tensors(data.device);
     let heads = TrainingHeads {
         classes: (cfg.loss.label > 0.0).then_some(data.classes.len()),
         temperature: cfg.loss.learn_temperature.then_some(cfg.loss.temperature),
     };
-    let own = crate::model::own_input_vertices(&cfg.model.text, &data.vocab.counts);
-    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, lap, own.as_deref(), heads);
+    let graph = data.graph_inputs(&cfg.model.text, data.device);
+    let m = model(&vs.root(), &cfg.model, data.vocab.len(), data.image_dim, graph, heads);
     (vs, m)
 }
 
