@@ -564,3 +564,34 @@ fn ema_follows_its_formula_swaps_and_resumes() {
     let e = format!("{:#}", fresh.load(&dir.join("plain.safetensors")).unwrap_err());
     assert!(e.contains("lacks ema.p"), "{e}");
 }
+
+/// The smoothed twin's fixed feature −L̃x on the path 0 – 1 – 2 (degrees 1, 2, 1), worked by
+/// hand: with λmax = 2, −L̃ = D^−1/2 A D^−1/2, so x = e0 gives (0, 1/√2, 0) and x = e1
+/// gives (1/√2, 0, 1/√2); rare vertices left out of the FC input (`own_input_min_count`)
+/// still feed their neighbours.
+#[test]
+fn smoothing_is_the_normalised_adjacency_by_hand() {
+    let g = Graph { n: 3, entries: vec![(0, 1, 1.0), (1, 0, 1.0), (1, 2, 1.0), (2, 1, 1.0)] };
+    let (lap, _) = rescaled_laplacian(&g, LambdaMax::Fixed).unwrap();
+    let cfg = Config::from_layers(&[
+        Layer::from_file(&project_root().join("configs/synthetic.yaml")).unwrap(),
+        Layer::from_set("model.text.kind=mlp").unwrap(),
+        Layer::from_set("model.text.smooth=true").unwrap(),
+        Layer::from_set("model.text.own_input_min_count=5").unwrap(),
+    ])
+    .unwrap();
+    let own = tgcn::model::own_input_vertices(&cfg.model.text, &[9, 3, 5]);
+    assert_eq!(own, Some(vec![0, 2]), "counts 9, 3, 5 against a floor of 5");
+    let vs = VarStore::new(Device::Cpu);
+    let graph = tgcn::model::GraphInputs { lap: lap.to_tensors(Device::Cpu), relations: vec![], own };
+    let m = tgcn::model::model(&vs.root(), &cfg.model, 3, 4, graph, Default::default());
+    let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0]).view([2, 3]);
+    let got: Vec<f32> = Vec::try_from(m.text.smoothed(&x).flatten(0, -1)).unwrap();
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    let want = [0.0, h, 0.0, h, 0.0, h];
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+    }
+    // The FC input is [x at the kept vertices 0 and 2, −L̃x at all 3]: 5 columns.
+    assert_eq!(m.text.fc.out.ws.size(), [cfg.model.embed_dim as i64, 5]);
+}

@@ -292,7 +292,7 @@ impl TextTower {
     }
 
     /// The fixed smoothing −L̃x of an input signal `[B, V] -> [B, V]`.
-    fn smoothed(&self, x: &Tensor) -> Tensor {
+    pub fn smoothed(&self, x: &Tensor) -> Tensor {
         let lap = sparse_tensor(&self.lap_indices, &self.lap_values, self.n_vertices);
         -lap.mm(&x.tr().contiguous()).tr()
     }
