@@ -586,12 +586,9 @@ fn smoothing_is_the_normalised_adjacency_by_hand() {
     let graph = tgcn::model::GraphInputs { lap: lap.to_tensors(Device::Cpu), relations: vec![], own };
     let m = tgcn::model::model(&vs.root(), &cfg.model, 3, 4, graph, Default::default());
     let x = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 1.0, 0.0]).view([2, 3]);
-    let got: Vec<f32> = Vec::try_from(m.text.smoothed(&x).flatten(0, -1)).unwrap();
-    let h = std::f32::consts::FRAC_1_SQRT_2;
-    let want = [0.0, h, 0.0, h, 0.0, h];
-    for (g, w) in got.iter().zip(want) {
-        assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
-    }
+    let got: Vec<f64> = Vec::try_from(m.text.smoothed(&x).to_kind(Kind::Double).flatten(0, -1)).unwrap();
+    let h = std::f64::consts::FRAC_1_SQRT_2;
+    assert_close(&got, &[0.0, h, 0.0, h, 0.0, h], 1e-6, "−L̃x");
     // The FC input is [x at the kept vertices 0 and 2, −L̃x at all 3]: 5 columns.
     assert_eq!(m.text.fc.out.ws.size(), [cfg.model.embed_dim as i64, 5]);
 }
